@@ -1,0 +1,1177 @@
+// leakless/hmap.hpp — Go's map, for C++, with incremental growth and real shrinking.
+//
+// This is Go 1.19's runtime/map.go written as a C++ container. A map is a hash table whose data
+// is arranged in an array of 2^B buckets. Each bucket holds up to 8 key/value pairs: a tophash
+// byte per slot (the top 8 bits of the hash, values below 5 reserved for slot states), a pointer
+// to an overflow bucket, then the 8 keys packed together and the 8 values packed together. The low
+// B bits of the hash pick the bucket; the tophash byte lets a probe reject 7 of 8 slots without
+// touching the keys. All 8 tophash bytes are read as one 64-bit word and compared at once.
+//
+// Growth. When an insert would push the average load above 6.5 entries per bucket, a new array
+// twice as large is allocated; when overflow buckets pile up (deletes leave holes), a new array of
+// the same size is allocated so that the entries are packed again. Nothing is copied then: each
+// later insert or erase migrates ("evacuates") at most two units of the old array — the unit the
+// written key lives in and the next one in order — and lookups read a unit's old buckets until it
+// has moved. No single operation rehashes the table. New buckets are initialised only when their
+// unit is evacuated, so starting a growth costs an allocation, not a pass over memory.
+//
+// Shrinking, which Go lacks (golang/go#20135). Erasing is what triggers it: once the live count is
+// below a quarter of the maximum load and enough erases have happened at that low occupancy
+// (bucket_count/16, the hysteresis that keeps clear-then-refill and steady churn from ever
+// shrinking), the map migrates to an array sized as a fresh map would be (at most 80% of the
+// maximum load, at most 8x smaller per step). The same machinery moves the entries: during a
+// shrink a "unit" is the group of 2^s old buckets that fold into one new bucket — as sparse old
+// buckets, holding no more entries on average than the two full buckets a growth step moves.
+// A size given by hmap(hint) or reserve(n) is a floor that automatic shrinking respects;
+// shrink_to_fit() shrinks to the fresh-map size now.
+//
+// Iteration is Go's `for range`: it starts at a random unit and a random slot offset, so two
+// iterations usually differ in order. Erasing any key and inserting keys during iteration are
+// safe; no key is visited twice; every key present for the whole iteration is visited once. Go
+// gets this by letting the garbage collector keep old arrays alive for running iterators; here a
+// live, unfinished iterator pauses migration instead (entries never move while one exists, and
+// new entries go into the overflow chains), and migration resumes when the iteration ends.
+//
+// References and pointers from lookup()/operator[]/iteration stay valid until the next insert,
+// erase, clear or shrink — any of them may move entries, which is why Go makes map elements
+// unaddressable. Keys and values larger than 128 bytes are stored indirectly, as Go does.
+//
+// Exceptions: if a hash, comparison, constructor or allocation throws, the map keeps every entry
+// it had (strong guarantee for single-element inserts). Evacuation computes every destination
+// and allocates every bucket before it moves anything, and copies (then rolls back) instead of
+// moving when a type's move constructor may throw.
+//
+// Debug builds (no NDEBUG, or LEAKLESS_HMAP_CHECK_WRITERS=1) abort on a second concurrent writer
+// with "concurrent map writes", and on a read racing a write, as Go does.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <iterator>
+#include <leakless/hash.hpp>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#ifndef LEAKLESS_HMAP_CHECK_WRITERS
+#ifdef NDEBUG
+#define LEAKLESS_HMAP_CHECK_WRITERS 0
+#else
+#define LEAKLESS_HMAP_CHECK_WRITERS 1
+#endif
+#endif
+
+namespace leakless {
+
+// What a map holds now; see hmap::stats().
+struct hmap_stats {
+  std::size_t count = 0;             // live entries
+  std::size_t bucket_count = 0;      // buckets in the current array (2^B)
+  std::size_t old_bucket_count = 0;  // buckets in the array being migrated from, 0 if none
+  std::size_t overflow_buckets = 0;  // overflow buckets hanging off either array
+  bool growing = false;              // migrating to a larger or same-size array
+  bool shrinking = false;            // migrating to a smaller array
+  std::size_t memory_bytes = 0;      // heap bytes the map holds, as memory_bytes()
+};
+
+namespace hmap_detail {
+
+static_assert(std::endian::native == std::endian::little,
+              "hmap reads the 8 tophash bytes of a bucket as one little-endian word");
+
+inline constexpr std::size_t kSlots = 8;
+// Go's tophash states: values below kMinTopHash mark a slot, not a hash.
+inline constexpr std::uint8_t kEmptyRest = 0;  // empty, and so is every later slot and overflow
+inline constexpr std::uint8_t kEmptyOne = 1;   // empty
+inline constexpr std::uint8_t kEvacuatedX = 2;  // moved to the same index in the new array
+inline constexpr std::uint8_t kEvacuatedY = 3;  // moved to another index in the new array
+inline constexpr std::uint8_t kEvacuatedEmpty = 4;  // empty, and the bucket has been evacuated
+inline constexpr std::uint8_t kMinTopHash = 5;
+inline constexpr std::size_t kMaxInlineSize = 128;
+// How many evacuated units one write may step over when it advances the migration mark.
+inline constexpr std::size_t kMarkScanLimit = 64;
+
+inline constexpr std::uint64_t kByteOnes = 0x0101010101010101ull;
+inline constexpr std::uint64_t kByteHighs = 0x8080808080808080ull;
+
+// High bit set in (at least) every zero byte of x; a false positive is only possible in a byte
+// above a true zero byte, so "any bit set" is exact and the lowest set bit is a true zero.
+constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept {
+  return (x - kByteOnes) & ~x & kByteHighs;
+}
+constexpr std::uint64_t bytes_equal_to(std::uint64_t word, std::uint8_t byte) noexcept {
+  return zero_bytes(word ^ (kByteOnes * byte));
+}
+// Slots whose tophash is kEmptyRest or kEmptyOne.
+constexpr std::uint64_t empty_slots(std::uint64_t word) noexcept {
+  return zero_bytes(word & ~kByteOnes);
+}
+inline std::size_t slot_of_bit(std::uint64_t bits) noexcept {
+  return static_cast<std::size_t>(std::countr_zero(bits)) >> 3;
+}
+constexpr bool is_evacuated(std::uint8_t top) noexcept {
+  return top > kEmptyOne && top < kMinTopHash;
+}
+constexpr std::uint8_t tophash(std::uint64_t hash) noexcept {
+  const auto top = static_cast<std::uint8_t>(hash >> 56);
+  return top < kMinTopHash ? static_cast<std::uint8_t>(top + kMinTopHash) : top;
+}
+// Go's overLoadFactor: more than 6.5 entries per bucket on average (and more than one bucket's
+// worth at all).
+constexpr bool over_load(std::size_t count, unsigned log2_buckets) noexcept {
+  return count > kSlots && count > 13 * ((std::size_t{1} << log2_buckets) >> 1);
+}
+// The smallest table Go's makemap would allocate for `count` entries.
+constexpr unsigned log2_for(std::size_t count) noexcept {
+  unsigned log2 = 0;
+  while (over_load(count, log2)) ++log2;
+  return log2;
+}
+// Below a quarter of the maximum load: where shrinking is considered.
+constexpr bool sparse(std::size_t count, unsigned log2_buckets) noexcept {
+  return count * 8 < 13 * (std::size_t{1} << log2_buckets);
+}
+// At most 80% of the maximum load: the size a shrink aims for, so that the map does not grow
+// again as soon as a few keys come back.
+constexpr bool fits_after_shrink(std::size_t count, unsigned log2_buckets) noexcept {
+  return count * 5 <= 26 * (std::size_t{1} << log2_buckets);
+}
+
+[[noreturn]] inline void fatal(const char* what) noexcept {
+  std::fprintf(stderr, "fatal error: leakless::hmap: %s\n", what);
+  std::abort();
+}
+
+// A fast per-thread random source (wyrand) for map seeds and iteration starts.
+inline std::uint64_t random_u64() noexcept {
+  static std::atomic<std::uint64_t> threads{0};
+  thread_local std::uint64_t state = [] {
+    const auto now = static_cast<std::uint64_t>(
+        std::chrono::steady_clock::now().time_since_epoch().count());
+    const std::uint64_t salt = threads.fetch_add(1, std::memory_order_relaxed);
+    return hash_detail::mix(now ^ reinterpret_cast<std::uintptr_t>(&salt), salt);
+  }();
+  state += hash_detail::kMix0;
+  return hash_detail::fold_mul(state, state ^ hash_detail::kMix1);
+}
+
+template <class T, class = void>
+struct is_transparent : std::false_type {};
+template <class T>
+struct is_transparent<T, std::void_t<typename T::is_transparent>> : std::true_type {};
+
+// How a key or value lives in a slot: inline, or behind a pointer when larger than 128 bytes.
+template <class T, class Alloc>
+struct storage {
+  static constexpr bool indirect = sizeof(T) > kMaxInlineSize;
+  using stored = std::conditional_t<indirect, T*, T>;
+  using alloc_type = typename std::allocator_traits<Alloc>::template rebind_alloc<T>;
+  using traits = std::allocator_traits<alloc_type>;
+  static constexpr bool nothrow_relocate = indirect || std::is_nothrow_move_constructible_v<T>;
+
+  static T& get(stored& slot) noexcept {
+    if constexpr (indirect) {
+      return *slot;
+    } else {
+      return slot;
+    }
+  }
+  template <class... Args>
+  static void construct(const Alloc& alloc, void* where, Args&&... args) {
+    if constexpr (indirect) {
+      alloc_type typed(alloc);
+      T* object = traits::allocate(typed, 1);
+      try {
+        traits::construct(typed, object, std::forward<Args>(args)...);
+      } catch (...) {
+        traits::deallocate(typed, object, 1);
+        throw;
+      }
+      ::new (where) stored(object);
+    } else {
+      ::new (where) T(std::forward<Args>(args)...);
+    }
+  }
+  // Moves (or, when moving may throw, copies) a slot's contents to raw storage.
+  static void relocate(void* where, stored& from) noexcept(nothrow_relocate) {
+    ::new (where) stored(std::move_if_noexcept(from));
+  }
+  // Undoes relocate() when a later copy failed: the source still owns its object.
+  static void drop_copy(stored& copy) noexcept {
+    if constexpr (!indirect) copy.~T();
+  }
+  // Ends the source of a completed relocate(): an indirect object now belongs to the copy.
+  static void drop_source(stored& from) noexcept {
+    if constexpr (!indirect) from.~T();
+  }
+  static void destroy(const Alloc& alloc, stored& slot) noexcept {
+    if constexpr (indirect) {
+      alloc_type typed(alloc);
+      traits::destroy(typed, slot);
+      traits::deallocate(typed, slot, 1);
+    } else {
+      slot.~T();
+    }
+  }
+};
+
+template <class StoredKey, class StoredValue>
+struct bucket {
+  std::uint8_t tophash[kSlots];
+  bucket* overflow;
+  alignas(StoredKey) unsigned char keys[kSlots * sizeof(StoredKey)];
+  alignas(StoredValue) unsigned char values[kSlots * sizeof(StoredValue)];
+
+  std::uint64_t tophash_word() const noexcept {
+    std::uint64_t word;
+    std::memcpy(&word, tophash, sizeof word);
+    return word;
+  }
+  void reset() noexcept {
+    std::memset(tophash, kEmptyRest, sizeof tophash);
+    overflow = nullptr;
+  }
+  void* key_address(std::size_t slot) noexcept { return keys + slot * sizeof(StoredKey); }
+  void* value_address(std::size_t slot) noexcept { return values + slot * sizeof(StoredValue); }
+  StoredKey& key(std::size_t slot) noexcept {
+    return *std::launder(static_cast<StoredKey*>(key_address(slot)));
+  }
+  StoredValue& value(std::size_t slot) noexcept {
+    return *std::launder(static_cast<StoredValue*>(value_address(slot)));
+  }
+};
+
+// operator-> for iterators whose reference is a pair of references.
+template <class Reference>
+struct arrow_proxy {
+  Reference reference;
+  Reference* operator->() noexcept { return &reference; }
+};
+
+}  // namespace hmap_detail
+
+template <class K, class V, class Hash = leakless::hash<K>, class KeyEqual = std::equal_to<K>,
+          class Allocator = std::allocator<std::pair<const K, V>>>
+class hmap {
+  using key_storage = hmap_detail::storage<K, Allocator>;
+  using value_storage = hmap_detail::storage<V, Allocator>;
+  using bucket = hmap_detail::bucket<typename key_storage::stored, typename value_storage::stored>;
+  using bucket_allocator =
+      typename std::allocator_traits<Allocator>::template rebind_alloc<bucket>;
+  using bucket_traits = std::allocator_traits<bucket_allocator>;
+  static constexpr bool kTransparent =
+      hmap_detail::is_transparent<Hash>::value &&
+      (hmap_detail::is_transparent<KeyEqual>::value || std::is_same_v<KeyEqual, std::equal_to<K>>);
+  static constexpr bool kNothrowRelocate =
+      key_storage::nothrow_relocate && value_storage::nothrow_relocate;
+
+  template <bool Const>
+  class basic_iterator;
+
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  using value_type = std::pair<const K, V>;
+  using size_type = std::size_t;
+  using hasher = Hash;
+  using key_equal = KeyEqual;
+  using allocator_type = Allocator;
+  using iterator = basic_iterator<false>;
+  using const_iterator = basic_iterator<true>;
+
+  // make(map[K]V)
+  hmap() : seed_(hmap_detail::random_u64()) {}
+  // make(map[K]V, hint): room for `hint` entries now, and never shrunk below that automatically.
+  explicit hmap(std::size_t hint, const Hash& hash = Hash(), const KeyEqual& equal = KeyEqual(),
+                const Allocator& alloc = Allocator())
+      : seed_(hmap_detail::random_u64()), hash_(hash), equal_(equal), alloc_(alloc) {
+    reserve(hint);
+  }
+  // map[K]V{...}; on repeated keys the first one wins.
+  hmap(std::initializer_list<value_type> entries) : hmap() {
+    allocate_for(entries.size());
+    for (const value_type& entry : entries) emplace_key(entry.first, entry.second);
+  }
+  hmap(const hmap& other)
+      : seed_(hmap_detail::random_u64()),
+        hash_(other.hash_),
+        equal_(other.equal_),
+        alloc_(bucket_traits::select_on_container_copy_construction(other.alloc_)) {
+    copy_entries_from(other);
+  }
+  hmap(hmap&& other) noexcept
+      : seed_(hmap_detail::random_u64()),
+        hash_(std::move(other.hash_)),
+        equal_(std::move(other.equal_)),
+        alloc_(std::move(other.alloc_)) {
+    take_table(other);
+  }
+  hmap& operator=(const hmap& other) {
+    if (this != &other) {
+      hmap copy(other);
+      swap(copy);
+    }
+    return *this;
+  }
+  hmap& operator=(hmap&& other) noexcept(
+      bucket_traits::propagate_on_container_move_assignment::value ||
+      bucket_traits::is_always_equal::value) {
+    if (this == &other) return *this;
+    release_all();
+    hash_ = std::move(other.hash_);
+    equal_ = std::move(other.equal_);
+    if constexpr (bucket_traits::propagate_on_container_move_assignment::value) {
+      alloc_ = std::move(other.alloc_);
+    }
+    if (bucket_traits::propagate_on_container_move_assignment::value || alloc_ == other.alloc_) {
+      take_table(other);
+    } else {
+      allocate_for(other.size());
+      for (auto&& [key, value] : other) emplace_key(std::move(const_cast<K&>(key)), std::move(value));
+      other.clear();
+    }
+    return *this;
+  }
+  ~hmap() { release_all(); }
+
+  void swap(hmap& other) noexcept {
+    using std::swap;
+    swap(buckets_, other.buckets_);
+    swap(old_buckets_, other.old_buckets_);
+    swap(count_, other.count_);
+    swap(evacuated_units_, other.evacuated_units_);
+    swap(overflow_, other.overflow_);
+    swap(old_overflow_, other.old_overflow_);
+    swap(shrink_credit_, other.shrink_credit_);
+    swap(seed_, other.seed_);
+    swap(log2_buckets_, other.log2_buckets_);
+    swap(old_log2_buckets_, other.old_log2_buckets_);
+    swap(floor_log2_buckets_, other.floor_log2_buckets_);
+    swap(hash_, other.hash_);
+    swap(equal_, other.equal_);
+    if constexpr (bucket_traits::propagate_on_container_swap::value) swap(alloc_, other.alloc_);
+  }
+  friend void swap(hmap& a, hmap& b) noexcept { a.swap(b); }
+
+  std::size_t size() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
+
+  // v, ok := m[k] — nullptr when absent.
+  V* lookup(const K& key) { return lookup_impl(key); }
+  const V* lookup(const K& key) const { return const_cast<hmap*>(this)->lookup_impl(key); }
+  template <class Q>
+    requires kTransparent
+  V* lookup(const Q& key) {
+    return lookup_impl(key);
+  }
+  template <class Q>
+    requires kTransparent
+  const V* lookup(const Q& key) const {
+    return const_cast<hmap*>(this)->lookup_impl(key);
+  }
+  // v := m[k] — the zero value V{} when absent.
+  V get(const K& key) const {
+    const V* value = lookup(key);
+    return value != nullptr ? *value : V{};
+  }
+  bool contains(const K& key) const { return lookup(key) != nullptr; }
+  template <class Q>
+    requires kTransparent
+  bool contains(const Q& key) const {
+    return lookup(key) != nullptr;
+  }
+
+  // m[k] as an lvalue: inserts V{} when absent.
+  V& operator[](const K& key) { return *emplace_key(key).first; }
+  V& operator[](K&& key) { return *emplace_key(std::move(key)).first; }
+  // m[k] = v; true when the key was inserted.
+  bool insert_or_assign(K key, V value) {
+    auto [slot, inserted] = emplace_key(std::move(key), std::move(value));
+    if (!inserted) *slot = std::move(value);
+    return inserted;
+  }
+  // Constructs V from args only when the key is absent.
+  template <class... Args>
+  std::pair<V*, bool> try_emplace(K key, Args&&... args) {
+    return emplace_key(std::move(key), std::forward<Args>(args)...);
+  }
+
+  // delete(m, k): 0, and no error, when absent.
+  std::size_t erase(const K& key) { return erase_impl(key); }
+  template <class Q>
+    requires kTransparent
+  std::size_t erase(const Q& key) {
+    return erase_impl(key);
+  }
+
+  // Removes every entry but keeps the bucket array, as Go's clear does, so that refilling does
+  // not allocate again; re-randomises the seed. Safe during iteration.
+  void clear() {
+    writer_guard guard(*this);
+    if (frozen()) {
+      for_each_live_chain([&](bucket* head, bool) {
+        for (bucket* b = head; b != nullptr; b = b->overflow) {
+          destroy_entries(b);
+          std::memset(b->tophash, hmap_detail::kEmptyRest, sizeof b->tophash);
+        }
+      });
+    } else if (buckets_ != nullptr) {
+      destroy_and_free_chains();
+      if (old_buckets_ != nullptr) finish_with_old_array();
+      for (std::size_t i = 0; i < bucket_count(); ++i) buckets_[i].reset();
+      overflow_ = 0;
+    }
+    count_ = 0;
+    shrink_credit_ = 0;
+    seed_ = hmap_detail::random_u64();
+  }
+
+  // Room for n entries without growing; n also becomes a floor for automatic shrinking.
+  // Finishes any migration now. While an iteration is in progress it only records the floor.
+  void reserve(std::size_t n) {
+    const unsigned wanted = hmap_detail::log2_for(n);
+    floor_log2_buckets_ = static_cast<std::uint8_t>(std::max<unsigned>(floor_log2_buckets_, wanted));
+    if (frozen()) return;
+    writer_guard guard(*this);
+    allocate_for(n);
+  }
+  // Shrinks to the size a fresh map holding the current entries would have, packing overflow
+  // chains, now; drops the reserve() floor. Does nothing while an iteration is in progress.
+  void shrink_to_fit() {
+    if (frozen()) return;
+    writer_guard guard(*this);
+    floor_log2_buckets_ = 0;
+    finish_migration();
+    if (count_ == 0) {
+      release_all();
+      log2_buckets_ = 0;
+      return;
+    }
+    const unsigned target = hmap_detail::log2_for(count_);
+    if (target < log2_buckets_ || overflow_ > 0) {
+      start_migration(std::min<unsigned>(target, log2_buckets_));
+      finish_migration();
+    }
+  }
+
+  // Heap bytes the map holds now: bucket arrays, overflow buckets and indirectly stored keys and
+  // values (not memory that the keys and values themselves own).
+  std::size_t memory_bytes() const noexcept {
+    std::size_t buckets = overflow_ + old_overflow_;
+    if (buckets_ != nullptr) buckets += bucket_count();
+    if (old_buckets_ != nullptr) buckets += old_bucket_count();
+    std::size_t bytes = buckets * sizeof(bucket);
+    if constexpr (key_storage::indirect) bytes += count_ * sizeof(K);
+    if constexpr (value_storage::indirect) bytes += count_ * sizeof(V);
+    return bytes;
+  }
+  hmap_stats stats() const noexcept {
+    hmap_stats s;
+    s.count = count_;
+    s.bucket_count = bucket_count();
+    s.old_bucket_count = old_buckets_ != nullptr ? old_bucket_count() : 0;
+    s.overflow_buckets = overflow_ + old_overflow_;
+    s.growing = old_buckets_ != nullptr && log2_buckets_ >= old_log2_buckets_;
+    s.shrinking = old_buckets_ != nullptr && log2_buckets_ < old_log2_buckets_;
+    s.memory_bytes = memory_bytes();
+    return s;
+  }
+
+  iterator begin() { return iterator(this); }
+  iterator end() noexcept { return iterator(); }
+  const_iterator begin() const { return const_iterator(this); }
+  const_iterator end() const noexcept { return const_iterator(); }
+  const_iterator cbegin() const { return begin(); }
+  const_iterator cend() const noexcept { return end(); }
+
+  hasher hash_function() const { return hash_; }
+  key_equal key_eq() const { return equal_; }
+  allocator_type get_allocator() const { return allocator_type(alloc_); }
+
+ private:
+  // Where a key's chain starts: the bucket in the array that currently holds its unit.
+  struct chain_ref {
+    bucket* head;
+    bool in_old;
+  };
+
+  class writer_guard {
+   public:
+#if LEAKLESS_HMAP_CHECK_WRITERS
+    explicit writer_guard(const hmap& map) : map_(map) {
+      if (map_.writing_.exchange(true, std::memory_order_acquire)) {
+        hmap_detail::fatal("concurrent map writes");
+      }
+    }
+    ~writer_guard() { map_.writing_.store(false, std::memory_order_release); }
+
+   private:
+    const hmap& map_;
+#else
+    explicit writer_guard(const hmap&) noexcept {}
+#endif
+    writer_guard(const writer_guard&) = delete;
+    writer_guard& operator=(const writer_guard&) = delete;
+  };
+
+  std::size_t bucket_count() const noexcept { return std::size_t{1} << log2_buckets_; }
+  std::size_t old_bucket_count() const noexcept { return std::size_t{1} << old_log2_buckets_; }
+  // Units of the migration under way: min(old, new) bucket counts. Unit u covers old buckets
+  // u, u+units, u+2*units... and new buckets u, u+units, ...: one side always has one bucket.
+  unsigned log2_units() const noexcept { return std::min(log2_buckets_, old_log2_buckets_); }
+  bool frozen() const noexcept { return iterators_.load(std::memory_order_relaxed) != 0; }
+  bool unit_evacuated(std::size_t unit) const noexcept {
+    return unit < evacuated_units_ || hmap_detail::is_evacuated(old_buckets_[unit].tophash[0]);
+  }
+
+  template <class Q>
+  std::uint64_t hash_of(const Q& key) const {
+    if constexpr (std::is_invocable_v<const Hash&, const Q&, std::uint64_t>) {
+      return static_cast<std::uint64_t>(hash_(key, seed_));
+    } else {
+      return hash_detail::mix(static_cast<std::uint64_t>(hash_(key)), seed_);
+    }
+  }
+  template <class Q>
+  bool key_matches(bucket* b, std::size_t slot, const Q& key) const {
+    const K& stored = key_storage::get(b->key(slot));
+    if constexpr (std::is_same_v<Q, K> || hmap_detail::is_transparent<KeyEqual>::value) {
+      return equal_(stored, key);
+    } else {
+      return stored == key;  // std::equal_to<K> with a transparent hash: K == Q directly
+    }
+  }
+  V& value_at(bucket* b, std::size_t slot) noexcept { return value_storage::get(b->value(slot)); }
+
+  chain_ref chain_for(std::uint64_t hash) const noexcept {
+    if (old_buckets_ != nullptr) [[unlikely]] {
+      const std::size_t unit = hash & ((std::size_t{1} << log2_units()) - 1);
+      if (!unit_evacuated(unit)) return {&old_buckets_[hash & (old_bucket_count() - 1)], true};
+    }
+    return {&buckets_[hash & (bucket_count() - 1)], false};
+  }
+
+  // Finds key in its chain: the bucket and slot, or a null bucket.
+  template <class Q>
+  std::pair<bucket*, std::size_t> find_slot(std::uint64_t hash, const Q& key) const {
+    const std::uint8_t top = hmap_detail::tophash(hash);
+    bucket* b = chain_for(hash).head;
+    do {
+      const std::uint64_t word = b->tophash_word();
+      for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
+        const std::size_t slot = hmap_detail::slot_of_bit(m);
+        if (b->tophash[slot] == top && key_matches(b, slot, key)) return {b, slot};
+      }
+      if (hmap_detail::zero_bytes(word) != 0) break;  // an emptyRest slot: the chain ends here
+      b = b->overflow;
+    } while (b != nullptr);
+    return {nullptr, 0};
+  }
+
+  template <class Q>
+  V* lookup_impl(const Q& key) {
+    if (count_ == 0) return nullptr;
+    const std::uint64_t hash = hash_of(key);
+#if LEAKLESS_HMAP_CHECK_WRITERS
+    if (writing_.load(std::memory_order_relaxed)) {
+      hmap_detail::fatal("concurrent map read and map write");
+    }
+#endif
+    auto [b, slot] = find_slot(hash, key);
+    return b != nullptr ? &value_at(b, slot) : nullptr;
+  }
+
+  // The one insertion path: finds the key or inserts it with V constructed from args.
+  template <class KeyArg, class... Args>
+  std::pair<V*, bool> emplace_key(KeyArg&& key, Args&&... args) {
+    const std::uint64_t hash = hash_of(key);  // before the writer flag: a throw leaves no trace
+    writer_guard guard(*this);
+    if (buckets_ == nullptr) allocate_array(0);
+    const std::uint8_t top = hmap_detail::tophash(hash);
+    for (;;) {
+      if (old_buckets_ != nullptr && !frozen()) migrate_for(hash);
+      const chain_ref chain = chain_for(hash);
+      bucket* free_bucket = nullptr;
+      std::size_t free_slot = 0;
+      bucket* last = chain.head;
+      for (bucket* b = chain.head; b != nullptr; b = b->overflow) {
+        last = b;
+        const std::uint64_t word = b->tophash_word();
+        for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
+          const std::size_t slot = hmap_detail::slot_of_bit(m);
+          if (b->tophash[slot] == top && key_matches(b, slot, key)) {
+            return {&value_at(b, slot), false};
+          }
+        }
+        if (free_bucket == nullptr) {
+          if (const std::uint64_t empty = hmap_detail::empty_slots(word); empty != 0) {
+            free_bucket = b;
+            free_slot = hmap_detail::slot_of_bit(empty);
+          }
+        }
+        if (hmap_detail::zero_bytes(word) != 0) break;
+      }
+      if (old_buckets_ == nullptr && !frozen()) {
+        const bool overloaded = hmap_detail::over_load(count_ + 1, log2_buckets_);
+        if (overloaded || too_many_overflow_buckets()) {
+          // Growing invalidates what was just found; look again (Go's `goto again`).
+          start_migration(overloaded ? log2_buckets_ + 1u : log2_buckets_);
+          continue;
+        }
+      }
+      if (free_bucket == nullptr) {
+        free_bucket = new_bucket();
+        last->overflow = free_bucket;
+        ++(chain.in_old ? old_overflow_ : overflow_);
+        free_slot = 0;
+      }
+      key_storage::construct(alloc_, free_bucket->key_address(free_slot), std::forward<KeyArg>(key));
+      try {
+        value_storage::construct(alloc_, free_bucket->value_address(free_slot),
+                                 std::forward<Args>(args)...);
+      } catch (...) {
+        key_storage::destroy(alloc_, free_bucket->key(free_slot));
+        throw;
+      }
+      free_bucket->tophash[free_slot] = top;
+      ++count_;
+      return {&value_at(free_bucket, free_slot), true};
+    }
+  }
+
+  template <class Q>
+  std::size_t erase_impl(const Q& key) {
+    if (count_ == 0) return 0;
+    const std::uint64_t hash = hash_of(key);
+    writer_guard guard(*this);
+    if (old_buckets_ != nullptr && !frozen()) migrate_for(hash);
+    auto [b, slot] = find_slot(hash, key);
+    if (b == nullptr) return 0;
+    key_storage::destroy(alloc_, b->key(slot));
+    value_storage::destroy(alloc_, b->value(slot));
+    b->tophash[slot] = hmap_detail::kEmptyOne;
+    mark_empty_rest(chain_for(hash).head, b, slot);
+    if (--count_ == 0) seed_ = hmap_detail::random_u64();  // as Go: harder to aim collisions
+    consider_shrinking();
+    return 1;
+  }
+
+  // Go's delete: if the slot after this one is emptyRest (or this is the chain's last slot), this
+  // slot and every empty slot before it become emptyRest, so that probes stop early.
+  static void mark_empty_rest(bucket* head, bucket* b, std::size_t slot) noexcept {
+    if (slot == hmap_detail::kSlots - 1) {
+      if (b->overflow != nullptr && b->overflow->tophash[0] != hmap_detail::kEmptyRest) return;
+    } else if (b->tophash[slot + 1] != hmap_detail::kEmptyRest) {
+      return;
+    }
+    for (;;) {
+      b->tophash[slot] = hmap_detail::kEmptyRest;
+      if (slot == 0) {
+        if (b == head) return;
+        bucket* previous = head;
+        while (previous->overflow != b) previous = previous->overflow;
+        b = previous;
+        slot = hmap_detail::kSlots - 1;
+      } else {
+        --slot;
+      }
+      if (b->tophash[slot] != hmap_detail::kEmptyOne) return;
+    }
+  }
+
+  // Go's tooManyOverflowBuckets: as many overflow buckets as regular ones (capped at 2^15).
+  bool too_many_overflow_buckets() const noexcept {
+    return overflow_ >= (std::size_t{1} << std::min<unsigned>(log2_buckets_, 15));
+  }
+
+  void consider_shrinking() noexcept {
+    if (old_buckets_ != nullptr || frozen()) return;
+    if (log2_buckets_ <= floor_log2_buckets_ || !hmap_detail::sparse(count_, log2_buckets_)) {
+      shrink_credit_ = 0;
+      return;
+    }
+    if (++shrink_credit_ < std::max<std::size_t>(bucket_count() / 16, hmap_detail::kSlots)) {
+      return;
+    }
+    unsigned target = std::max<unsigned>(floor_log2_buckets_, log2_buckets_ > 3 ? log2_buckets_ - 3u : 0u);
+    while (!hmap_detail::fits_after_shrink(count_, target)) ++target;
+    shrink_credit_ = 0;
+    try {
+      start_migration(target);
+    } catch (...) {
+      // The erase has happened; shrinking is an optimisation and can wait for memory.
+    }
+  }
+
+  bucket* new_bucket() {
+    bucket* b = bucket_traits::allocate(alloc_, 1);
+    b->reset();
+    return b;
+  }
+  void free_bucket(bucket* b) noexcept { bucket_traits::deallocate(alloc_, b, 1); }
+
+  void allocate_array(unsigned log2) {
+    buckets_ = bucket_traits::allocate(alloc_, std::size_t{1} << log2);
+    log2_buckets_ = static_cast<std::uint8_t>(log2);
+    for (std::size_t i = 0; i < bucket_count(); ++i) buckets_[i].reset();
+  }
+
+  // Sizes the table for n entries now (finishing any migration); never shrinks it.
+  void allocate_for(std::size_t n) {
+    const unsigned wanted = hmap_detail::log2_for(n);
+    if (buckets_ == nullptr) {
+      allocate_array(wanted);
+      return;
+    }
+    finish_migration();
+    while (log2_buckets_ < wanted) {
+      start_migration(log2_buckets_ + 1u);
+      finish_migration();
+    }
+  }
+
+  // Go's hashGrow, generalised: the current array becomes the old one and a new one of 2^log2
+  // buckets is allocated, uninitialised — each new bucket is set up when its unit is evacuated.
+  void start_migration(unsigned log2) {
+    bucket* fresh = bucket_traits::allocate(alloc_, std::size_t{1} << log2);
+    old_buckets_ = buckets_;
+    old_log2_buckets_ = log2_buckets_;
+    old_overflow_ = overflow_;
+    buckets_ = fresh;
+    log2_buckets_ = static_cast<std::uint8_t>(log2);
+    overflow_ = 0;
+    evacuated_units_ = 0;
+  }
+
+  // Go's growWork: the unit the written key lives in, then the next unit in order.
+  void migrate_for(std::uint64_t hash) {
+    evacuate(hash & ((std::size_t{1} << log2_units()) - 1));
+    if (old_buckets_ != nullptr) evacuate(evacuated_units_);
+  }
+  void finish_migration() {
+    while (old_buckets_ != nullptr) evacuate(evacuated_units_);
+  }
+
+  // Moves one unit from the old array to the new one, or does nothing if it has moved. Every
+  // step that can throw (hashing, allocating, copying) happens before the old unit is touched.
+  void evacuate(std::size_t unit) {
+    if (!unit_evacuated(unit)) move_unit(unit);
+    if (unit == evacuated_units_) advance_evacuation_mark();
+  }
+
+  // One bit per entry of a unit being moved: inline for the usual few dozen, then on the heap.
+  class entry_bits {
+   public:
+    void push_back(bool bit) {
+      if (size_ < 64) {
+        inline_ |= std::uint64_t{bit} << size_;
+      } else {
+        more_.push_back(bit);
+      }
+      ++size_;
+    }
+    bool operator[](std::size_t i) const noexcept {
+      return i < 64 ? ((inline_ >> i) & 1u) != 0 : more_[i - 64];
+    }
+
+   private:
+    std::uint64_t inline_ = 0;
+    std::size_t size_ = 0;
+    std::vector<bool> more_;
+  };
+
+  void move_unit(std::size_t unit) {
+    const std::size_t units = std::size_t{1} << log2_units();
+    const std::size_t sources = old_bucket_count() / units;  // > 1 when shrinking
+    const std::size_t targets = bucket_count() / units;      // 2 when doubling, else 1
+    const bool doubling = targets > 1;
+
+    // 1. Where each entry goes: only doubling needs the hash (and so may throw here).
+    std::size_t per_target[2] = {0, 0};
+    entry_bits to_second_half;
+    if (doubling) {
+      for (std::size_t s = 0; s < sources; ++s) {
+        for (bucket* b = &old_buckets_[unit + s * units]; b != nullptr; b = b->overflow) {
+          for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
+            if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
+            const bool second = (hash_of(key_storage::get(b->key(slot))) & units) != 0;
+            to_second_half.push_back(second);
+            ++per_target[second ? 1 : 0];
+          }
+        }
+      }
+    } else {
+      for (std::size_t s = 0; s < sources; ++s) per_target[0] += live_in_chain(&old_buckets_[unit + s * units]);
+    }
+
+    // 2. Every bucket the targets need, allocated before anything moves.
+    bucket* target_heads[2] = {&buckets_[unit], doubling ? &buckets_[unit + units] : nullptr};
+    for (std::size_t t = 0; t < targets; ++t) target_heads[t]->reset();
+    std::size_t allocated = 0;
+    try {
+      for (std::size_t t = 0; t < targets; ++t) {
+        bucket* tail = target_heads[t];
+        for (std::size_t n = hmap_detail::kSlots; n < per_target[t]; n += hmap_detail::kSlots) {
+          tail->overflow = new_bucket();
+          tail = tail->overflow;
+          ++allocated;
+        }
+      }
+    } catch (...) {
+      for (std::size_t t = 0; t < targets; ++t) free_overflow_chain(target_heads[t]);
+      throw;
+    }
+
+    // 3. Move (or copy, when moving may throw) each entry into the next free target slot.
+    bucket* fill[2] = {target_heads[0], target_heads[1]};
+    std::size_t fill_slot[2] = {0, 0};
+    std::size_t entry = 0;
+    auto place_all = [&] {
+      for (std::size_t s = 0; s < sources; ++s) {
+        for (bucket* b = &old_buckets_[unit + s * units]; b != nullptr; b = b->overflow) {
+          for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
+            if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
+            const std::size_t t = doubling && to_second_half[entry] ? 1 : 0;
+            ++entry;
+            if (fill_slot[t] == hmap_detail::kSlots) {
+              fill[t] = fill[t]->overflow;
+              fill_slot[t] = 0;
+            }
+            bucket* to = fill[t];
+            const std::size_t to_slot = fill_slot[t]++;
+            key_storage::relocate(to->key_address(to_slot), b->key(slot));
+            try {
+              value_storage::relocate(to->value_address(to_slot), b->value(slot));
+            } catch (...) {
+              key_storage::drop_copy(to->key(to_slot));
+              throw;
+            }
+            to->tophash[to_slot] = b->tophash[slot];
+          }
+        }
+      }
+    };
+    if constexpr (kNothrowRelocate) {
+      place_all();
+    } else {
+      try {
+        place_all();
+      } catch (...) {
+        for (std::size_t t = 0; t < targets; ++t) {
+          for (bucket* b = target_heads[t]; b != nullptr; b = b->overflow) {
+            for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
+              if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
+              key_storage::drop_copy(b->key(slot));
+              value_storage::drop_copy(b->value(slot));
+            }
+          }
+          free_overflow_chain(target_heads[t]);
+        }
+        throw;
+      }
+    }
+    overflow_ += allocated;
+
+    // 4. The old side: end the moved-from entries, mark the slots, free the overflow buckets.
+    entry = 0;
+    for (std::size_t s = 0; s < sources; ++s) {
+      bucket* head = &old_buckets_[unit + s * units];
+      for (bucket* b = head; b != nullptr; b = b->overflow) {
+        for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
+          std::uint8_t mark = hmap_detail::kEvacuatedEmpty;
+          if (b->tophash[slot] >= hmap_detail::kMinTopHash) {
+            key_storage::drop_source(b->key(slot));
+            value_storage::drop_source(b->value(slot));
+            const bool moved_elsewhere = doubling ? to_second_half[entry] : s != 0;
+            ++entry;
+            mark = moved_elsewhere ? hmap_detail::kEvacuatedY : hmap_detail::kEvacuatedX;
+          }
+          if (b == head) b->tophash[slot] = mark;
+        }
+      }
+      old_overflow_ -= free_overflow_chain(head);
+    }
+  }
+
+  // Go's advanceEvacuationMark: step over units that have moved; free the old array at the end.
+  void advance_evacuation_mark() noexcept {
+    const std::size_t units = std::size_t{1} << log2_units();
+    const std::size_t stop = std::min(units, evacuated_units_ + hmap_detail::kMarkScanLimit);
+    ++evacuated_units_;
+    while (evacuated_units_ < stop &&
+           hmap_detail::is_evacuated(old_buckets_[evacuated_units_].tophash[0])) {
+      ++evacuated_units_;
+    }
+    if (evacuated_units_ == units) finish_with_old_array();
+  }
+  void finish_with_old_array() noexcept {
+    bucket_traits::deallocate(alloc_, old_buckets_, old_bucket_count());
+    old_buckets_ = nullptr;
+    old_log2_buckets_ = 0;
+    old_overflow_ = 0;
+    evacuated_units_ = 0;
+  }
+
+  static std::size_t live_in_chain(bucket* head) noexcept {
+    std::size_t live = 0;
+    for (bucket* b = head; b != nullptr; b = b->overflow) {
+      for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
+        live += b->tophash[slot] >= hmap_detail::kMinTopHash ? 1 : 0;
+      }
+    }
+    return live;
+  }
+  // Frees a chain's overflow buckets (not the head); returns how many.
+  std::size_t free_overflow_chain(bucket* head) noexcept {
+    std::size_t freed = 0;
+    for (bucket* b = head->overflow; b != nullptr; ++freed) {
+      bucket* next = b->overflow;
+      free_bucket(b);
+      b = next;
+    }
+    head->overflow = nullptr;
+    return freed;
+  }
+  void destroy_entries(bucket* b) noexcept {
+    for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
+      if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
+      key_storage::destroy(alloc_, b->key(slot));
+      value_storage::destroy(alloc_, b->value(slot));
+    }
+  }
+
+  // Calls fn(head, in_old) for every chain that may hold entries: during a migration, the old
+  // buckets of units not yet moved and the new buckets of units that have.
+  template <class Fn>
+  void for_each_live_chain(Fn&& fn) const {
+    if (buckets_ == nullptr) return;
+    if (old_buckets_ == nullptr) {
+      for (std::size_t i = 0; i < bucket_count(); ++i) fn(&buckets_[i], false);
+      return;
+    }
+    const std::size_t units = std::size_t{1} << log2_units();
+    for (std::size_t unit = 0; unit < units; ++unit) {
+      const bool moved = unit_evacuated(unit);
+      bucket* array = moved ? buckets_ : old_buckets_;
+      const std::size_t n = (moved ? bucket_count() : old_bucket_count()) / units;
+      for (std::size_t k = 0; k < n; ++k) fn(&array[unit + k * units], !moved);
+    }
+  }
+  void destroy_and_free_chains() noexcept {
+    for_each_live_chain([&](bucket* head, bool in_old) {
+      for (bucket* b = head; b != nullptr; b = b->overflow) destroy_entries(b);
+      const std::size_t freed = free_overflow_chain(head);
+      (in_old ? old_overflow_ : overflow_) -= freed;
+    });
+    count_ = 0;
+  }
+  void release_all() noexcept {
+    if (buckets_ == nullptr) return;
+    destroy_and_free_chains();
+    if (old_buckets_ != nullptr) finish_with_old_array();
+    bucket_traits::deallocate(alloc_, buckets_, bucket_count());
+    buckets_ = nullptr;
+    log2_buckets_ = 0;
+    overflow_ = 0;
+    shrink_credit_ = 0;
+  }
+  void take_table(hmap& other) noexcept {
+    buckets_ = std::exchange(other.buckets_, nullptr);
+    old_buckets_ = std::exchange(other.old_buckets_, nullptr);
+    count_ = std::exchange(other.count_, 0);
+    evacuated_units_ = std::exchange(other.evacuated_units_, 0);
+    overflow_ = std::exchange(other.overflow_, 0);
+    old_overflow_ = std::exchange(other.old_overflow_, 0);
+    shrink_credit_ = std::exchange(other.shrink_credit_, 0);
+    seed_ = std::exchange(other.seed_, hmap_detail::random_u64());
+    log2_buckets_ = std::exchange(other.log2_buckets_, 0);
+    old_log2_buckets_ = std::exchange(other.old_log2_buckets_, 0);
+    floor_log2_buckets_ = std::exchange(other.floor_log2_buckets_, 0);
+  }
+  void copy_entries_from(const hmap& other) {
+    if (other.count_ == 0) return;
+    try {
+      allocate_for(other.count_);
+      for (auto&& [key, value] : other) emplace_key(key, value);
+    } catch (...) {
+      release_all();
+      throw;
+    }
+  }
+
+  // ---- iteration ----
+
+  // A position: which unit (counted from a random start), which chain of that unit, which
+  // bucket of the chain, which slot (visited in order from a random offset).
+  struct cursor {
+    std::size_t units_left = 0;
+    std::size_t unit = 0;
+    std::size_t chain = 0;
+    bucket* b = nullptr;
+    std::size_t step = 0;
+    std::size_t slot = 0;
+    std::size_t offset = 0;
+  };
+  std::size_t iteration_units() const noexcept {
+    return old_buckets_ != nullptr ? std::size_t{1} << log2_units() : bucket_count();
+  }
+  // The chains of a unit: one outside a migration; during one, the unit's old buckets until it
+  // has moved, then its new buckets.
+  std::size_t chains_in_unit(std::size_t unit) const noexcept {
+    if (old_buckets_ == nullptr) return 1;
+    const std::size_t units = std::size_t{1} << log2_units();
+    return (unit_evacuated(unit) ? bucket_count() : old_bucket_count()) / units;
+  }
+  bucket* chain_head(std::size_t unit, std::size_t chain) const noexcept {
+    if (old_buckets_ == nullptr) return &buckets_[unit];
+    const std::size_t units = std::size_t{1} << log2_units();
+    return &(unit_evacuated(unit) ? buckets_ : old_buckets_)[unit + chain * units];
+  }
+  bool start(cursor& c) const noexcept {
+    if (count_ == 0) return false;
+    const std::uint64_t r = hmap_detail::random_u64();
+    c.units_left = iteration_units();
+    c.unit = r & (c.units_left - 1);
+    c.offset = (r >> 32) & (hmap_detail::kSlots - 1);
+    c.chain = 0;
+    c.b = chain_head(c.unit, 0);
+    c.step = 0;
+    return advance(c);
+  }
+  // Moves c to the next live slot at or after its position; false at the end.
+  bool advance(cursor& c) const noexcept {
+    for (;;) {
+      while (c.step < hmap_detail::kSlots) {
+        const std::size_t slot = (c.step++ + c.offset) & (hmap_detail::kSlots - 1);
+        if (c.b->tophash[slot] >= hmap_detail::kMinTopHash) {
+          c.slot = slot;
+          return true;
+        }
+      }
+      c.step = 0;
+      if (c.b->overflow != nullptr) {
+        c.b = c.b->overflow;
+      } else if (++c.chain < chains_in_unit(c.unit)) {
+        c.b = chain_head(c.unit, c.chain);
+      } else if (--c.units_left == 0) {
+        return false;
+      } else {
+        c.unit = (c.unit + 1) & (iteration_units() - 1);
+        c.chain = 0;
+        c.b = chain_head(c.unit, 0);
+      }
+    }
+  }
+
+  template <bool Const>
+  class basic_iterator {
+    using map_type = std::conditional_t<Const, const hmap, hmap>;
+    using value_ref = std::conditional_t<Const, const V&, V&>;
+
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::pair<const K, V>;
+    using difference_type = std::ptrdiff_t;
+    using reference = std::pair<const K&, value_ref>;
+    using pointer = hmap_detail::arrow_proxy<reference>;
+
+    basic_iterator() noexcept = default;
+    basic_iterator(const basic_iterator& other) noexcept : map_(other.map_), cursor_(other.cursor_) {
+      enter();
+    }
+    template <bool OtherConst>
+      requires(Const && !OtherConst)
+    basic_iterator(const basic_iterator<OtherConst>& other) noexcept  // NOLINT: implicit like std
+        : map_(other.map_), cursor_(other.cursor_) {
+      enter();
+    }
+    basic_iterator& operator=(const basic_iterator& other) noexcept {
+      if (this != &other) {
+        leave();
+        map_ = other.map_;
+        cursor_ = other.cursor_;
+        enter();
+      }
+      return *this;
+    }
+    ~basic_iterator() { leave(); }
+
+    reference operator*() const noexcept {
+      return reference(key_storage::get(cursor_.b->key(cursor_.slot)),
+                       value_storage::get(cursor_.b->value(cursor_.slot)));
+    }
+    pointer operator->() const noexcept { return pointer{**this}; }
+    basic_iterator& operator++() noexcept {
+      if (!map_->advance(cursor_)) {  // the cursor is already past the current slot
+        leave();
+        map_ = nullptr;
+      }
+      return *this;
+    }
+    basic_iterator operator++(int) noexcept {
+      basic_iterator before(*this);
+      ++*this;
+      return before;
+    }
+    friend bool operator==(const basic_iterator& a, const basic_iterator& b) noexcept {
+      if (a.map_ == nullptr || b.map_ == nullptr) return a.map_ == b.map_;
+      return a.cursor_.b == b.cursor_.b && a.cursor_.slot == b.cursor_.slot &&
+             a.cursor_.units_left == b.cursor_.units_left;
+    }
+
+   private:
+    friend class hmap;
+    template <bool>
+    friend class basic_iterator;
+
+    explicit basic_iterator(map_type* map) noexcept : map_(map) {
+      if (!map_->start(cursor_)) {
+        map_ = nullptr;
+        return;
+      }
+      enter();
+    }
+    // A live iterator pauses migration; see the top of this file.
+    void enter() const noexcept {
+      if (map_ != nullptr) map_->iterators_.fetch_add(1, std::memory_order_relaxed);
+    }
+    void leave() const noexcept {
+      if (map_ != nullptr) map_->iterators_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    map_type* map_ = nullptr;
+    cursor cursor_;
+  };
+
+  bucket* buckets_ = nullptr;      // 2^log2_buckets_ buckets; null until the first insert
+  bucket* old_buckets_ = nullptr;  // the array being migrated from, or null
+  std::size_t count_ = 0;
+  std::size_t evacuated_units_ = 0;  // migration mark: every unit below it has moved
+  std::size_t overflow_ = 0;         // overflow buckets off buckets_
+  std::size_t old_overflow_ = 0;     // overflow buckets off old_buckets_
+  std::size_t shrink_credit_ = 0;    // erases seen at low occupancy since the last shrink check
+  std::uint64_t seed_;
+  std::uint8_t log2_buckets_ = 0;
+  std::uint8_t old_log2_buckets_ = 0;
+  std::uint8_t floor_log2_buckets_ = 0;  // hint / reserve(): automatic shrinking stops here
+  mutable std::atomic<std::uint32_t> iterators_{0};
+#if LEAKLESS_HMAP_CHECK_WRITERS
+  mutable std::atomic<bool> writing_{false};
+#endif
+  [[no_unique_address]] Hash hash_{};
+  [[no_unique_address]] KeyEqual equal_{};
+  [[no_unique_address]] bucket_allocator alloc_{};
+};
+
+}  // namespace leakless
