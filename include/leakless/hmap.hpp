@@ -64,6 +64,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #ifndef LEAKLESS_HMAP_CHECK_WRITERS
 #ifdef NDEBUG
 #define LEAKLESS_HMAP_CHECK_WRITERS 0
@@ -99,12 +103,36 @@ inline constexpr std::uint8_t kEvacuatedY = 3;  // moved to another index in the
 inline constexpr std::uint8_t kEvacuatedEmpty = 4;  // empty, and the bucket has been evacuated
 inline constexpr std::uint8_t kMinTopHash = 5;
 inline constexpr std::size_t kMaxInlineSize = 128;
-// How many evacuated units one write may step over when it advances the migration mark.
-inline constexpr std::size_t kMarkScanLimit = 64;
 
+// Slot masks: the 8 tophash bytes of a bucket, read as one word, are compared all at once. A
+// mask has one bit (or, without SSE2, one byte's high bit) per matching slot, lowest slot first.
+#if defined(__SSE2__)
+inline constexpr bool kExactMatch = true;  // no false positives: no need to re-check the byte
+inline std::uint64_t mask_of(__m128i bytes_equal) noexcept {
+  return static_cast<std::uint64_t>(_mm_movemask_epi8(bytes_equal)) & 0xFFu;
+}
+inline __m128i load_word(std::uint64_t word) noexcept {
+  return _mm_cvtsi64_si128(static_cast<long long>(word));
+}
+inline std::uint64_t bytes_equal_to(std::uint64_t word, std::uint8_t byte) noexcept {
+  return mask_of(_mm_cmpeq_epi8(load_word(word), _mm_set1_epi8(static_cast<char>(byte))));
+}
+// Slots that are emptyRest.
+inline std::uint64_t zero_bytes(std::uint64_t word) noexcept { return bytes_equal_to(word, 0); }
+// Slots that are emptyRest or emptyOne.
+inline std::uint64_t empty_slots(std::uint64_t word) noexcept {
+  const __m128i v = load_word(word);
+  return mask_of(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(kEmptyOne)), v));
+}
+// Slots holding an entry; valid in chains that hold no evacuation marks.
+inline std::uint64_t live_slots(std::uint64_t word) noexcept { return ~empty_slots(word) & 0xFFu; }
+inline std::size_t slot_of_bit(std::uint64_t bits) noexcept {
+  return static_cast<std::size_t>(std::countr_zero(bits));
+}
+#else
+inline constexpr bool kExactMatch = false;
 inline constexpr std::uint64_t kByteOnes = 0x0101010101010101ull;
 inline constexpr std::uint64_t kByteHighs = 0x8080808080808080ull;
-
 // High bit set in (at least) every zero byte of x; a false positive is only possible in a byte
 // above a true zero byte, so "any bit set" is exact and the lowest set bit is a true zero.
 constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept {
@@ -113,16 +141,18 @@ constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept {
 constexpr std::uint64_t bytes_equal_to(std::uint64_t word, std::uint8_t byte) noexcept {
   return zero_bytes(word ^ (kByteOnes * byte));
 }
-// Slots whose tophash is kEmptyRest or kEmptyOne.
 constexpr std::uint64_t empty_slots(std::uint64_t word) noexcept {
   return zero_bytes(word & ~kByteOnes);
+}
+// Exact, because masking the low bit leaves no byte equal to 1, so zero_bytes() has nothing to
+// borrow from.
+constexpr std::uint64_t live_slots(std::uint64_t word) noexcept {
+  return ~empty_slots(word) & kByteHighs;
 }
 inline std::size_t slot_of_bit(std::uint64_t bits) noexcept {
   return static_cast<std::size_t>(std::countr_zero(bits)) >> 3;
 }
-constexpr bool is_evacuated(std::uint8_t top) noexcept {
-  return top > kEmptyOne && top < kMinTopHash;
-}
+#endif
 constexpr std::uint8_t tophash(std::uint64_t hash) noexcept {
   const auto top = static_cast<std::uint8_t>(hash >> 56);
   return top < kMinTopHash ? static_cast<std::uint8_t>(top + kMinTopHash) : top;
@@ -226,14 +256,14 @@ struct storage {
   }
 };
 
-template <class StoredKey, class StoredValue>
-struct bucket {
+// A bucket's 8 tophash bytes and its overflow link: 16 bytes, kept in their own array for the
+// main buckets so that a probe that misses reads nothing else.
+template <class Overflow>
+struct control {
   std::uint8_t tophash[kSlots];
-  bucket* overflow;
-  alignas(StoredKey) unsigned char keys[kSlots * sizeof(StoredKey)];
-  alignas(StoredValue) unsigned char values[kSlots * sizeof(StoredValue)];
+  Overflow* overflow;
 
-  std::uint64_t tophash_word() const noexcept {
+  std::uint64_t word() const noexcept {
     std::uint64_t word;
     std::memcpy(&word, tophash, sizeof word);
     return word;
@@ -242,14 +272,84 @@ struct bucket {
     std::memset(tophash, kEmptyRest, sizeof tophash);
     overflow = nullptr;
   }
-  void* key_address(std::size_t slot) noexcept { return keys + slot * sizeof(StoredKey); }
-  void* value_address(std::size_t slot) noexcept { return values + slot * sizeof(StoredValue); }
-  StoredKey& key(std::size_t slot) noexcept {
+};
+
+// Where the 8 keys and 8 values of a bucket sit. Key/value pairs are interleaved when that needs
+// no padding, so that a hit reads one cache line; otherwise keys are packed, then values, as Go
+// lays them out. A slot block whose size is a multiple of 64 is cache-line aligned.
+template <class StoredKey, class StoredValue>
+struct slot_layout {
+  static constexpr bool interleaved =
+      sizeof(StoredKey) % alignof(StoredValue) == 0 && sizeof(StoredValue) % alignof(StoredKey) == 0;
+  static constexpr std::size_t values_offset =
+      (kSlots * sizeof(StoredKey) + alignof(StoredValue) - 1) / alignof(StoredValue) *
+      alignof(StoredValue);
+  static constexpr std::size_t size = interleaved
+                                          ? kSlots * (sizeof(StoredKey) + sizeof(StoredValue))
+                                          : values_offset + kSlots * sizeof(StoredValue);
+  static constexpr std::size_t natural_align = std::max(alignof(StoredKey), alignof(StoredValue));
+  static constexpr std::size_t align =
+      size % 64 == 0 ? std::max<std::size_t>(64, natural_align) : natural_align;
+};
+
+template <class StoredKey, class StoredValue>
+struct alignas(slot_layout<StoredKey, StoredValue>::align) slots {
+  using layout = slot_layout<StoredKey, StoredValue>;
+  unsigned char bytes[layout::size];
+
+  void* key_address(std::size_t slot) noexcept {
+    return bytes + slot * (layout::interleaved ? sizeof(StoredKey) + sizeof(StoredValue)
+                                               : sizeof(StoredKey));
+  }
+  void* value_address(std::size_t slot) noexcept {
+    return layout::interleaved
+               ? bytes + slot * (sizeof(StoredKey) + sizeof(StoredValue)) + sizeof(StoredKey)
+               : bytes + layout::values_offset + slot * sizeof(StoredValue);
+  }
+};
+
+// An overflow bucket is allocated on its own, control and slots together.
+template <class StoredKey, class StoredValue>
+struct overflow_bucket {
+  control<overflow_bucket> ctl;
+  slots<StoredKey, StoredValue> data;
+};
+
+// A bucket as the algorithms see it: its control and its slots, wherever they live. A null
+// view ends a chain.
+template <class StoredKey, class StoredValue>
+class bucket {
+ public:
+  using overflow_type = overflow_bucket<StoredKey, StoredValue>;
+  using control_type = control<overflow_type>;
+  using slots_type = slots<StoredKey, StoredValue>;
+
+  bucket() noexcept = default;
+  bucket(control_type* ctl, slots_type* data) noexcept : ctl_(ctl), data_(data) {}
+  explicit bucket(overflow_type* overflow) noexcept
+      : ctl_(overflow != nullptr ? &overflow->ctl : nullptr),
+        data_(overflow != nullptr ? &overflow->data : nullptr) {}
+
+  explicit operator bool() const noexcept { return ctl_ != nullptr; }
+  friend bool operator==(const bucket& a, const bucket& b) noexcept { return a.ctl_ == b.ctl_; }
+
+  control_type& ctl() const noexcept { return *ctl_; }
+  std::uint8_t& top(std::size_t slot) const noexcept { return ctl_->tophash[slot]; }
+  std::uint64_t word() const noexcept { return ctl_->word(); }
+  bucket next() const noexcept { return bucket(ctl_->overflow); }
+
+  void* key_address(std::size_t slot) const noexcept { return data_->key_address(slot); }
+  void* value_address(std::size_t slot) const noexcept { return data_->value_address(slot); }
+  StoredKey& key(std::size_t slot) const noexcept {
     return *std::launder(static_cast<StoredKey*>(key_address(slot)));
   }
-  StoredValue& value(std::size_t slot) noexcept {
+  StoredValue& value(std::size_t slot) const noexcept {
     return *std::launder(static_cast<StoredValue*>(value_address(slot)));
   }
+
+ private:
+  control_type* ctl_ = nullptr;
+  slots_type* data_ = nullptr;
 };
 
 // operator-> for iterators whose reference is a pair of references.
@@ -261,20 +361,43 @@ struct arrow_proxy {
 
 }  // namespace hmap_detail
 
+
 template <class K, class V, class Hash = leakless::hash<K>, class KeyEqual = std::equal_to<K>,
           class Allocator = std::allocator<std::pair<const K, V>>>
 class hmap {
   using key_storage = hmap_detail::storage<K, Allocator>;
   using value_storage = hmap_detail::storage<V, Allocator>;
   using bucket = hmap_detail::bucket<typename key_storage::stored, typename value_storage::stored>;
-  using bucket_allocator =
-      typename std::allocator_traits<Allocator>::template rebind_alloc<bucket>;
-  using bucket_traits = std::allocator_traits<bucket_allocator>;
+  using control = typename bucket::control_type;
+  using slots = typename bucket::slots_type;
+  using overflow_bucket = typename bucket::overflow_type;
+  template <class T>
+  using rebound = typename std::allocator_traits<Allocator>::template rebind_alloc<T>;
+  using control_traits = std::allocator_traits<rebound<control>>;
+  using slots_traits = std::allocator_traits<rebound<slots>>;
+  using overflow_traits = std::allocator_traits<rebound<overflow_bucket>>;
+  using alloc_traits = std::allocator_traits<Allocator>;
+
   static constexpr bool kTransparent =
       hmap_detail::is_transparent<Hash>::value &&
       (hmap_detail::is_transparent<KeyEqual>::value || std::is_same_v<KeyEqual, std::equal_to<K>>);
   static constexpr bool kNothrowRelocate =
       key_storage::nothrow_relocate && value_storage::nothrow_relocate;
+  static constexpr bool kNothrowHash = [] {
+    if constexpr (std::is_invocable_v<const Hash&, const K&, std::uint64_t>) {
+      return std::is_nothrow_invocable_v<const Hash&, const K&, std::uint64_t>;
+    } else {
+      return std::is_nothrow_invocable_v<const Hash&, const K&>;
+    }
+  }();
+
+  // An array of 2^n main buckets: their controls and their slots, allocated separately.
+  struct table {
+    control* ctl = nullptr;
+    slots* data = nullptr;
+    explicit operator bool() const noexcept { return ctl != nullptr; }
+    bucket at(std::size_t i) const noexcept { return bucket(ctl + i, data + i); }
+  };
 
   template <bool Const>
   class basic_iterator;
@@ -307,7 +430,7 @@ class hmap {
       : seed_(hmap_detail::random_u64()),
         hash_(other.hash_),
         equal_(other.equal_),
-        alloc_(bucket_traits::select_on_container_copy_construction(other.alloc_)) {
+        alloc_(alloc_traits::select_on_container_copy_construction(other.alloc_)) {
     copy_entries_from(other);
   }
   hmap(hmap&& other) noexcept
@@ -325,20 +448,19 @@ class hmap {
     return *this;
   }
   hmap& operator=(hmap&& other) noexcept(
-      bucket_traits::propagate_on_container_move_assignment::value ||
-      bucket_traits::is_always_equal::value) {
+      alloc_traits::propagate_on_container_move_assignment::value ||
+      alloc_traits::is_always_equal::value) {
     if (this == &other) return *this;
     release_all();
     hash_ = std::move(other.hash_);
     equal_ = std::move(other.equal_);
-    if constexpr (bucket_traits::propagate_on_container_move_assignment::value) {
+    if constexpr (alloc_traits::propagate_on_container_move_assignment::value) {
       alloc_ = std::move(other.alloc_);
     }
-    if (bucket_traits::propagate_on_container_move_assignment::value || alloc_ == other.alloc_) {
+    if (alloc_traits::propagate_on_container_move_assignment::value || alloc_ == other.alloc_) {
       take_table(other);
     } else {
-      allocate_for(other.size());
-      for (auto&& [key, value] : other) emplace_key(std::move(const_cast<K&>(key)), std::move(value));
+      copy_entries_from(other);  // memory of one allocator cannot be handed to another
       other.clear();
     }
     return *this;
@@ -360,7 +482,7 @@ class hmap {
     swap(floor_log2_buckets_, other.floor_log2_buckets_);
     swap(hash_, other.hash_);
     swap(equal_, other.equal_);
-    if constexpr (bucket_traits::propagate_on_container_swap::value) swap(alloc_, other.alloc_);
+    if constexpr (alloc_traits::propagate_on_container_swap::value) swap(alloc_, other.alloc_);
   }
   friend void swap(hmap& a, hmap& b) noexcept { a.swap(b); }
 
@@ -369,7 +491,7 @@ class hmap {
 
   // v, ok := m[k] — nullptr when absent.
   V* lookup(const K& key) { return lookup_impl(key); }
-  const V* lookup(const K& key) const { return const_cast<hmap*>(this)->lookup_impl(key); }
+  const V* lookup(const K& key) const { return lookup_impl(key); }
   template <class Q>
     requires kTransparent
   V* lookup(const Q& key) {
@@ -378,7 +500,7 @@ class hmap {
   template <class Q>
     requires kTransparent
   const V* lookup(const Q& key) const {
-    return const_cast<hmap*>(this)->lookup_impl(key);
+    return lookup_impl(key);
   }
   // v := m[k] — the zero value V{} when absent.
   V get(const K& key) const {
@@ -420,16 +542,16 @@ class hmap {
   void clear() {
     writer_guard guard(*this);
     if (frozen()) {
-      for_each_live_chain([&](bucket* head, bool) {
-        for (bucket* b = head; b != nullptr; b = b->overflow) {
+      for_each_live_chain([&](bucket head, bool) {
+        for (bucket b = head; b; b = b.next()) {
           destroy_entries(b);
-          std::memset(b->tophash, hmap_detail::kEmptyRest, sizeof b->tophash);
+          std::memset(b.ctl().tophash, hmap_detail::kEmptyRest, hmap_detail::kSlots);
         }
       });
-    } else if (buckets_ != nullptr) {
+    } else if (buckets_) {
       destroy_and_free_chains();
-      if (old_buckets_ != nullptr) finish_with_old_array();
-      for (std::size_t i = 0; i < bucket_count(); ++i) buckets_[i].reset();
+      if (old_buckets_) finish_with_old_array();
+      for (std::size_t i = 0; i < bucket_count(); ++i) buckets_.ctl[i].reset();
       overflow_ = 0;
     }
     count_ = 0;
@@ -441,7 +563,8 @@ class hmap {
   // Finishes any migration now. While an iteration is in progress it only records the floor.
   void reserve(std::size_t n) {
     const unsigned wanted = hmap_detail::log2_for(n);
-    floor_log2_buckets_ = static_cast<std::uint8_t>(std::max<unsigned>(floor_log2_buckets_, wanted));
+    floor_log2_buckets_ =
+        static_cast<std::uint8_t>(std::max<unsigned>(floor_log2_buckets_, wanted));
     if (frozen()) return;
     writer_guard guard(*this);
     allocate_for(n);
@@ -455,7 +578,6 @@ class hmap {
     finish_migration();
     if (count_ == 0) {
       release_all();
-      log2_buckets_ = 0;
       return;
     }
     const unsigned target = hmap_detail::log2_for(count_);
@@ -468,10 +590,11 @@ class hmap {
   // Heap bytes the map holds now: bucket arrays, overflow buckets and indirectly stored keys and
   // values (not memory that the keys and values themselves own).
   std::size_t memory_bytes() const noexcept {
-    std::size_t buckets = overflow_ + old_overflow_;
-    if (buckets_ != nullptr) buckets += bucket_count();
-    if (old_buckets_ != nullptr) buckets += old_bucket_count();
-    std::size_t bytes = buckets * sizeof(bucket);
+    std::size_t main_buckets = 0;
+    if (buckets_) main_buckets += bucket_count();
+    if (old_buckets_) main_buckets += old_bucket_count();
+    std::size_t bytes = main_buckets * (sizeof(control) + sizeof(slots)) +
+                        (overflow_ + old_overflow_) * sizeof(overflow_bucket);
     if constexpr (key_storage::indirect) bytes += count_ * sizeof(K);
     if constexpr (value_storage::indirect) bytes += count_ * sizeof(V);
     return bytes;
@@ -480,10 +603,10 @@ class hmap {
     hmap_stats s;
     s.count = count_;
     s.bucket_count = bucket_count();
-    s.old_bucket_count = old_buckets_ != nullptr ? old_bucket_count() : 0;
+    s.old_bucket_count = old_buckets_ ? old_bucket_count() : 0;
     s.overflow_buckets = overflow_ + old_overflow_;
-    s.growing = old_buckets_ != nullptr && log2_buckets_ >= old_log2_buckets_;
-    s.shrinking = old_buckets_ != nullptr && log2_buckets_ < old_log2_buckets_;
+    s.growing = static_cast<bool>(old_buckets_) && log2_buckets_ >= old_log2_buckets_;
+    s.shrinking = static_cast<bool>(old_buckets_) && log2_buckets_ < old_log2_buckets_;
     s.memory_bytes = memory_bytes();
     return s;
   }
@@ -497,12 +620,12 @@ class hmap {
 
   hasher hash_function() const { return hash_; }
   key_equal key_eq() const { return equal_; }
-  allocator_type get_allocator() const { return allocator_type(alloc_); }
+  allocator_type get_allocator() const { return alloc_; }
 
  private:
   // Where a key's chain starts: the bucket in the array that currently holds its unit.
   struct chain_ref {
-    bucket* head;
+    bucket head;
     bool in_old;
   };
 
@@ -529,11 +652,11 @@ class hmap {
   std::size_t old_bucket_count() const noexcept { return std::size_t{1} << old_log2_buckets_; }
   // Units of the migration under way: min(old, new) bucket counts. Unit u covers old buckets
   // u, u+units, u+2*units... and new buckets u, u+units, ...: one side always has one bucket.
-  unsigned log2_units() const noexcept { return std::min(log2_buckets_, old_log2_buckets_); }
-  bool frozen() const noexcept { return iterators_.load(std::memory_order_relaxed) != 0; }
-  bool unit_evacuated(std::size_t unit) const noexcept {
-    return unit < evacuated_units_ || hmap_detail::is_evacuated(old_buckets_[unit].tophash[0]);
+  std::size_t unit_count() const noexcept {
+    return std::size_t{1} << std::min(log2_buckets_, old_log2_buckets_);
   }
+  bool frozen() const noexcept { return iterators_.load(std::memory_order_relaxed) != 0; }
+  bool unit_evacuated(std::size_t unit) const noexcept { return unit < evacuated_units_; }
 
   template <class Q>
   std::uint64_t hash_of(const Q& key) const {
@@ -544,43 +667,48 @@ class hmap {
     }
   }
   template <class Q>
-  bool key_matches(bucket* b, std::size_t slot, const Q& key) const {
-    const K& stored = key_storage::get(b->key(slot));
+  bool key_matches(bucket b, std::size_t slot, const Q& key) const {
+    const K& stored = key_storage::get(b.key(slot));
     if constexpr (std::is_same_v<Q, K> || hmap_detail::is_transparent<KeyEqual>::value) {
       return equal_(stored, key);
     } else {
       return stored == key;  // std::equal_to<K> with a transparent hash: K == Q directly
     }
   }
-  V& value_at(bucket* b, std::size_t slot) noexcept { return value_storage::get(b->value(slot)); }
+  static V& value_at(bucket b, std::size_t slot) noexcept {
+    return value_storage::get(b.value(slot));
+  }
 
   chain_ref chain_for(std::uint64_t hash) const noexcept {
-    if (old_buckets_ != nullptr) [[unlikely]] {
-      const std::size_t unit = hash & ((std::size_t{1} << log2_units()) - 1);
-      if (!unit_evacuated(unit)) return {&old_buckets_[hash & (old_bucket_count() - 1)], true};
+    if (old_buckets_) [[unlikely]] {
+      if (!unit_evacuated(hash & (unit_count() - 1))) {
+        return {old_buckets_.at(hash & (old_bucket_count() - 1)), true};
+      }
     }
-    return {&buckets_[hash & (bucket_count() - 1)], false};
+    return {buckets_.at(hash & (bucket_count() - 1)), false};
   }
 
   // Finds key in its chain: the bucket and slot, or a null bucket.
   template <class Q>
-  std::pair<bucket*, std::size_t> find_slot(std::uint64_t hash, const Q& key) const {
+  std::pair<bucket, std::size_t> find_slot(std::uint64_t hash, const Q& key) const {
     const std::uint8_t top = hmap_detail::tophash(hash);
-    bucket* b = chain_for(hash).head;
+    bucket b = chain_for(hash).head;
     do {
-      const std::uint64_t word = b->tophash_word();
+      const std::uint64_t word = b.word();
       for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
         const std::size_t slot = hmap_detail::slot_of_bit(m);
-        if (b->tophash[slot] == top && key_matches(b, slot, key)) return {b, slot};
+        if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key)) {
+          return {b, slot};
+        }
       }
       if (hmap_detail::zero_bytes(word) != 0) break;  // an emptyRest slot: the chain ends here
-      b = b->overflow;
-    } while (b != nullptr);
-    return {nullptr, 0};
+      b = b.next();
+    } while (b);
+    return {bucket(), 0};
   }
 
   template <class Q>
-  V* lookup_impl(const Q& key) {
+  V* lookup_impl(const Q& key) const {
     if (count_ == 0) return nullptr;
     const std::uint64_t hash = hash_of(key);
 #if LEAKLESS_HMAP_CHECK_WRITERS
@@ -589,7 +717,7 @@ class hmap {
     }
 #endif
     auto [b, slot] = find_slot(hash, key);
-    return b != nullptr ? &value_at(b, slot) : nullptr;
+    return b ? &value_at(b, slot) : nullptr;
   }
 
   // The one insertion path: finds the key or inserts it with V constructed from args.
@@ -597,24 +725,24 @@ class hmap {
   std::pair<V*, bool> emplace_key(KeyArg&& key, Args&&... args) {
     const std::uint64_t hash = hash_of(key);  // before the writer flag: a throw leaves no trace
     writer_guard guard(*this);
-    if (buckets_ == nullptr) allocate_array(0);
+    if (!buckets_) allocate_for(0);
     const std::uint8_t top = hmap_detail::tophash(hash);
     for (;;) {
-      if (old_buckets_ != nullptr && !frozen()) migrate_for(hash);
+      if (old_buckets_ && !frozen()) migrate_step();
       const chain_ref chain = chain_for(hash);
-      bucket* free_bucket = nullptr;
+      bucket free_bucket;
       std::size_t free_slot = 0;
-      bucket* last = chain.head;
-      for (bucket* b = chain.head; b != nullptr; b = b->overflow) {
+      bucket last = chain.head;
+      for (bucket b = chain.head; b; b = b.next()) {
         last = b;
-        const std::uint64_t word = b->tophash_word();
+        const std::uint64_t word = b.word();
         for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
           const std::size_t slot = hmap_detail::slot_of_bit(m);
-          if (b->tophash[slot] == top && key_matches(b, slot, key)) {
+          if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key)) {
             return {&value_at(b, slot), false};
           }
         }
-        if (free_bucket == nullptr) {
+        if (!free_bucket) {
           if (const std::uint64_t empty = hmap_detail::empty_slots(word); empty != 0) {
             free_bucket = b;
             free_slot = hmap_detail::slot_of_bit(empty);
@@ -622,7 +750,7 @@ class hmap {
         }
         if (hmap_detail::zero_bytes(word) != 0) break;
       }
-      if (old_buckets_ == nullptr && !frozen()) {
+      if (!old_buckets_ && !frozen()) {
         const bool overloaded = hmap_detail::over_load(count_ + 1, log2_buckets_);
         if (overloaded || too_many_overflow_buckets()) {
           // Growing invalidates what was just found; look again (Go's `goto again`).
@@ -630,21 +758,23 @@ class hmap {
           continue;
         }
       }
-      if (free_bucket == nullptr) {
-        free_bucket = new_bucket();
-        last->overflow = free_bucket;
+      if (!free_bucket) {
+        overflow_bucket* added = new_overflow_bucket();
+        last.ctl().overflow = added;
         ++(chain.in_old ? old_overflow_ : overflow_);
+        free_bucket = bucket(added);
         free_slot = 0;
       }
-      key_storage::construct(alloc_, free_bucket->key_address(free_slot), std::forward<KeyArg>(key));
+      key_storage::construct(alloc_, free_bucket.key_address(free_slot),
+                             std::forward<KeyArg>(key));
       try {
-        value_storage::construct(alloc_, free_bucket->value_address(free_slot),
+        value_storage::construct(alloc_, free_bucket.value_address(free_slot),
                                  std::forward<Args>(args)...);
       } catch (...) {
-        key_storage::destroy(alloc_, free_bucket->key(free_slot));
+        key_storage::destroy(alloc_, free_bucket.key(free_slot));
         throw;
       }
-      free_bucket->tophash[free_slot] = top;
+      free_bucket.top(free_slot) = top;
       ++count_;
       return {&value_at(free_bucket, free_slot), true};
     }
@@ -655,12 +785,12 @@ class hmap {
     if (count_ == 0) return 0;
     const std::uint64_t hash = hash_of(key);
     writer_guard guard(*this);
-    if (old_buckets_ != nullptr && !frozen()) migrate_for(hash);
+    if (old_buckets_ && !frozen()) migrate_step();
     auto [b, slot] = find_slot(hash, key);
-    if (b == nullptr) return 0;
-    key_storage::destroy(alloc_, b->key(slot));
-    value_storage::destroy(alloc_, b->value(slot));
-    b->tophash[slot] = hmap_detail::kEmptyOne;
+    if (!b) return 0;
+    key_storage::destroy(alloc_, b.key(slot));
+    value_storage::destroy(alloc_, b.value(slot));
+    b.top(slot) = hmap_detail::kEmptyOne;
     mark_empty_rest(chain_for(hash).head, b, slot);
     if (--count_ == 0) seed_ = hmap_detail::random_u64();  // as Go: harder to aim collisions
     consider_shrinking();
@@ -669,24 +799,24 @@ class hmap {
 
   // Go's delete: if the slot after this one is emptyRest (or this is the chain's last slot), this
   // slot and every empty slot before it become emptyRest, so that probes stop early.
-  static void mark_empty_rest(bucket* head, bucket* b, std::size_t slot) noexcept {
+  static void mark_empty_rest(bucket head, bucket b, std::size_t slot) noexcept {
     if (slot == hmap_detail::kSlots - 1) {
-      if (b->overflow != nullptr && b->overflow->tophash[0] != hmap_detail::kEmptyRest) return;
-    } else if (b->tophash[slot + 1] != hmap_detail::kEmptyRest) {
+      if (b.next() && b.next().top(0) != hmap_detail::kEmptyRest) return;
+    } else if (b.top(slot + 1) != hmap_detail::kEmptyRest) {
       return;
     }
     for (;;) {
-      b->tophash[slot] = hmap_detail::kEmptyRest;
+      b.top(slot) = hmap_detail::kEmptyRest;
       if (slot == 0) {
         if (b == head) return;
-        bucket* previous = head;
-        while (previous->overflow != b) previous = previous->overflow;
+        bucket previous = head;
+        while (!(previous.next() == b)) previous = previous.next();
         b = previous;
         slot = hmap_detail::kSlots - 1;
       } else {
         --slot;
       }
-      if (b->tophash[slot] != hmap_detail::kEmptyOne) return;
+      if (b.top(slot) != hmap_detail::kEmptyOne) return;
     }
   }
 
@@ -696,7 +826,7 @@ class hmap {
   }
 
   void consider_shrinking() noexcept {
-    if (old_buckets_ != nullptr || frozen()) return;
+    if (old_buckets_ || frozen()) return;
     if (log2_buckets_ <= floor_log2_buckets_ || !hmap_detail::sparse(count_, log2_buckets_)) {
       shrink_credit_ = 0;
       return;
@@ -704,7 +834,8 @@ class hmap {
     if (++shrink_credit_ < std::max<std::size_t>(bucket_count() / 16, hmap_detail::kSlots)) {
       return;
     }
-    unsigned target = std::max<unsigned>(floor_log2_buckets_, log2_buckets_ > 3 ? log2_buckets_ - 3u : 0u);
+    unsigned target =
+        std::max<unsigned>(floor_log2_buckets_, log2_buckets_ > 3 ? log2_buckets_ - 3u : 0u);
     while (!hmap_detail::fits_after_shrink(count_, target)) ++target;
     shrink_credit_ = 0;
     try {
@@ -714,24 +845,52 @@ class hmap {
     }
   }
 
-  bucket* new_bucket() {
-    bucket* b = bucket_traits::allocate(alloc_, 1);
-    b->reset();
-    return b;
-  }
-  void free_bucket(bucket* b) noexcept { bucket_traits::deallocate(alloc_, b, 1); }
+  // ---- memory ----
 
-  void allocate_array(unsigned log2) {
-    buckets_ = bucket_traits::allocate(alloc_, std::size_t{1} << log2);
-    log2_buckets_ = static_cast<std::uint8_t>(log2);
-    for (std::size_t i = 0; i < bucket_count(); ++i) buckets_[i].reset();
+  overflow_bucket* new_overflow_bucket() {
+    rebound<overflow_bucket> typed(alloc_);
+    overflow_bucket* added = overflow_traits::allocate(typed, 1);
+    added->ctl.reset();
+    return added;
+  }
+  void free_overflow_bucket(overflow_bucket* b) noexcept {
+    rebound<overflow_bucket> typed(alloc_);
+    overflow_traits::deallocate(typed, b, 1);
+  }
+  // Allocates 2^log2 main buckets; their controls are set up now only if asked (a migration sets
+  // each one up when its unit is evacuated).
+  table allocate_table(unsigned log2, bool initialise) {
+    const std::size_t n = std::size_t{1} << log2;
+    rebound<control> controls(alloc_);
+    rebound<slots> data(alloc_);
+    table t;
+    t.ctl = control_traits::allocate(controls, n);
+    try {
+      t.data = slots_traits::allocate(data, n);
+    } catch (...) {
+      control_traits::deallocate(controls, t.ctl, n);
+      throw;
+    }
+    if (initialise) {
+      for (std::size_t i = 0; i < n; ++i) t.ctl[i].reset();
+    }
+    return t;
+  }
+  void free_table(table& t, unsigned log2) noexcept {
+    const std::size_t n = std::size_t{1} << log2;
+    rebound<control> controls(alloc_);
+    rebound<slots> data(alloc_);
+    control_traits::deallocate(controls, t.ctl, n);
+    slots_traits::deallocate(data, t.data, n);
+    t = table();
   }
 
   // Sizes the table for n entries now (finishing any migration); never shrinks it.
   void allocate_for(std::size_t n) {
     const unsigned wanted = hmap_detail::log2_for(n);
-    if (buckets_ == nullptr) {
-      allocate_array(wanted);
+    if (!buckets_) {
+      buckets_ = allocate_table(wanted, true);
+      log2_buckets_ = static_cast<std::uint8_t>(wanted);
       return;
     }
     finish_migration();
@@ -744,7 +903,7 @@ class hmap {
   // Go's hashGrow, generalised: the current array becomes the old one and a new one of 2^log2
   // buckets is allocated, uninitialised — each new bucket is set up when its unit is evacuated.
   void start_migration(unsigned log2) {
-    bucket* fresh = bucket_traits::allocate(alloc_, std::size_t{1} << log2);
+    table fresh = allocate_table(log2, false);
     old_buckets_ = buckets_;
     old_log2_buckets_ = log2_buckets_;
     old_overflow_ = overflow_;
@@ -754,20 +913,25 @@ class hmap {
     evacuated_units_ = 0;
   }
 
-  // Go's growWork: the unit the written key lives in, then the next unit in order.
-  void migrate_for(std::uint64_t hash) {
-    evacuate(hash & ((std::size_t{1} << log2_units()) - 1));
-    if (old_buckets_ != nullptr) evacuate(evacuated_units_);
+  // Go's growWork, as a sweep: every write moves the next two units in order. A key whose unit
+  // has not moved yet is read and written in its old chain, so writes never touch random
+  // places in both arrays, and "has this unit moved" is a comparison with the sweep's mark.
+  void migrate_step() {
+    evacuate_next_unit();
+    if (old_buckets_) evacuate_next_unit();
   }
   void finish_migration() {
-    while (old_buckets_ != nullptr) evacuate(evacuated_units_);
+    while (old_buckets_) evacuate_next_unit();
   }
-
-  // Moves one unit from the old array to the new one, or does nothing if it has moved. Every
-  // step that can throw (hashing, allocating, copying) happens before the old unit is touched.
-  void evacuate(std::size_t unit) {
-    if (!unit_evacuated(unit)) move_unit(unit);
-    if (unit == evacuated_units_) advance_evacuation_mark();
+  void evacuate_next_unit() {
+    move_unit(evacuated_units_);
+    if (++evacuated_units_ == unit_count()) finish_with_old_array();
+  }
+  void finish_with_old_array() noexcept {
+    free_table(old_buckets_, old_log2_buckets_);
+    old_log2_buckets_ = 0;
+    old_overflow_ = 0;
+    evacuated_units_ = 0;
   }
 
   // One bit per entry of a unit being moved: inline for the usual few dozen, then on the heap.
@@ -791,163 +955,174 @@ class hmap {
     std::vector<bool> more_;
   };
 
-  void move_unit(std::size_t unit) {
-    const std::size_t units = std::size_t{1} << log2_units();
-    const std::size_t sources = old_bucket_count() / units;  // > 1 when shrinking
-    const std::size_t targets = bucket_count() / units;      // 2 when doubling, else 1
-    const bool doubling = targets > 1;
-
-    // 1. Where each entry goes: only doubling needs the hash (and so may throw here).
-    std::size_t per_target[2] = {0, 0};
-    entry_bits to_second_half;
-    if (doubling) {
-      for (std::size_t s = 0; s < sources; ++s) {
-        for (bucket* b = &old_buckets_[unit + s * units]; b != nullptr; b = b->overflow) {
-          for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
-            if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
-            const bool second = (hash_of(key_storage::get(b->key(slot))) & units) != 0;
-            to_second_half.push_back(second);
-            ++per_target[second ? 1 : 0];
-          }
+  // Calls fn(bucket, slot, tophash, source) for every live entry of a unit's old chains, in a
+  // fixed order; fn may rewrite the tophash bytes of the bucket it is given.
+  template <class Fn>
+  void for_each_unit_entry(std::size_t unit, Fn&& fn) {
+    const std::size_t units = unit_count();
+    const std::size_t sources = old_bucket_count() / units;
+    for (std::size_t s = 0; s < sources; ++s) {
+      for (bucket b = old_buckets_.at(unit + s * units); b; b = b.next()) {
+        const std::uint64_t word = b.word();
+        for (std::uint64_t live = hmap_detail::live_slots(word); live != 0; live &= live - 1) {
+          const std::size_t slot = hmap_detail::slot_of_bit(live);
+          fn(b, slot, static_cast<std::uint8_t>(word >> (slot * 8)), s);
         }
       }
-    } else {
-      for (std::size_t s = 0; s < sources; ++s) per_target[0] += live_in_chain(&old_buckets_[unit + s * units]);
+    }
+  }
+
+  // Moves one unit from the old array to the new one (Go's evacuate). Every step that can throw
+  // — hashing, allocating, copying — happens before the old unit is changed.
+  void move_unit(std::size_t unit) {
+    const std::size_t units = unit_count();
+    const std::size_t sources = old_bucket_count() / units;  // > 1 when shrinking
+    const bool doubling = bucket_count() > units;            // else one target bucket
+    const std::size_t target_count = doubling ? 2 : 1;
+    bucket targets[2] = {buckets_.at(unit), doubling ? buckets_.at(unit + units) : bucket()};
+    for (std::size_t t = 0; t < target_count; ++t) targets[t].ctl().reset();
+
+    std::size_t total = 0;
+    for (std::size_t s = 0; s < sources; ++s) total += live_in_chain(old_buckets_.at(unit + s * units));
+    // Where each entry goes is only in question when doubling, and needs the hash. It is worked
+    // out before anything moves when the hash may throw, when copies may have to be rolled back,
+    // or when the targets need overflow buckets (their number depends on the split).
+    std::size_t per_target[2] = {total, 0};
+    entry_bits upper;
+    const bool presplit =
+        doubling && (total > hmap_detail::kSlots || !kNothrowHash || !kNothrowRelocate);
+    if (presplit) {
+      per_target[0] = 0;
+      for_each_unit_entry(unit, [&](bucket b, std::size_t slot, std::uint8_t, std::size_t) {
+        const bool up = (hash_of(key_storage::get(b.key(slot))) & units) != 0;
+        upper.push_back(up);
+        ++per_target[up ? 1 : 0];
+      });
     }
 
-    // 2. Every bucket the targets need, allocated before anything moves.
-    bucket* target_heads[2] = {&buckets_[unit], doubling ? &buckets_[unit + units] : nullptr};
-    for (std::size_t t = 0; t < targets; ++t) target_heads[t]->reset();
     std::size_t allocated = 0;
     try {
-      for (std::size_t t = 0; t < targets; ++t) {
-        bucket* tail = target_heads[t];
+      for (std::size_t t = 0; t < target_count; ++t) {
+        control* tail = &targets[t].ctl();
         for (std::size_t n = hmap_detail::kSlots; n < per_target[t]; n += hmap_detail::kSlots) {
-          tail->overflow = new_bucket();
-          tail = tail->overflow;
+          tail->overflow = new_overflow_bucket();
+          tail = &tail->overflow->ctl;
           ++allocated;
         }
       }
     } catch (...) {
-      for (std::size_t t = 0; t < targets; ++t) free_overflow_chain(target_heads[t]);
+      for (std::size_t t = 0; t < target_count; ++t) free_overflow_chain(targets[t]);
       throw;
     }
 
-    // 3. Move (or copy, when moving may throw) each entry into the next free target slot.
-    bucket* fill[2] = {target_heads[0], target_heads[1]};
+    bucket fill[2] = {targets[0], targets[1]};
     std::size_t fill_slot[2] = {0, 0};
     std::size_t entry = 0;
-    auto place_all = [&] {
-      for (std::size_t s = 0; s < sources; ++s) {
-        for (bucket* b = &old_buckets_[unit + s * units]; b != nullptr; b = b->overflow) {
-          for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
-            if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
-            const std::size_t t = doubling && to_second_half[entry] ? 1 : 0;
-            ++entry;
-            if (fill_slot[t] == hmap_detail::kSlots) {
-              fill[t] = fill[t]->overflow;
-              fill_slot[t] = 0;
-            }
-            bucket* to = fill[t];
-            const std::size_t to_slot = fill_slot[t]++;
-            key_storage::relocate(to->key_address(to_slot), b->key(slot));
-            try {
-              value_storage::relocate(to->value_address(to_slot), b->value(slot));
-            } catch (...) {
-              key_storage::drop_copy(to->key(to_slot));
-              throw;
-            }
-            to->tophash[to_slot] = b->tophash[slot];
-          }
-        }
+    // Places an entry in the next free slot of its target; returns whether it went to the upper
+    // half (doubling) or came from another source bucket (shrinking): Go's evacuatedY.
+    auto place = [&](bucket b, std::size_t slot, std::uint8_t top, std::size_t source) {
+      bool up = false;
+      if (doubling) {
+        up = presplit ? upper[entry] : (hash_of(key_storage::get(b.key(slot))) & units) != 0;
+      }
+      ++entry;
+      const std::size_t t = up ? 1 : 0;
+      if (fill_slot[t] == hmap_detail::kSlots) {
+        fill[t] = fill[t].next();
+        fill_slot[t] = 0;
+      }
+      const bucket to = fill[t];
+      const std::size_t to_slot = fill_slot[t]++;
+      key_storage::relocate(to.key_address(to_slot), b.key(slot));
+      try {
+        value_storage::relocate(to.value_address(to_slot), b.value(slot));
+      } catch (...) {
+        key_storage::drop_copy(to.key(to_slot));
+        throw;
+      }
+      to.top(to_slot) = top;
+      return up || source != 0;
+    };
+    auto finish_source = [&](bucket b, std::size_t slot, bool elsewhere, std::size_t source) {
+      key_storage::drop_source(b.key(slot));
+      value_storage::drop_source(b.value(slot));
+      if (b == old_buckets_.at(unit + source * units)) {
+        b.top(slot) = elsewhere ? hmap_detail::kEvacuatedY : hmap_detail::kEvacuatedX;
       }
     };
+
     if constexpr (kNothrowRelocate) {
-      place_all();
+      // One pass: nothing below can throw (a hash computed here is noexcept).
+      for_each_unit_entry(unit, [&](bucket b, std::size_t slot, std::uint8_t top, std::size_t s) {
+        finish_source(b, slot, place(b, slot, top, s), s);
+      });
     } else {
+      // Copy everything first; if a copy throws, destroy the copies and leave the old unit as
+      // it was.
+      entry_bits elsewhere;
       try {
-        place_all();
+        for_each_unit_entry(unit, [&](bucket b, std::size_t slot, std::uint8_t top, std::size_t s) {
+          elsewhere.push_back(place(b, slot, top, s));
+        });
       } catch (...) {
-        for (std::size_t t = 0; t < targets; ++t) {
-          for (bucket* b = target_heads[t]; b != nullptr; b = b->overflow) {
-            for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
-              if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
-              key_storage::drop_copy(b->key(slot));
-              value_storage::drop_copy(b->value(slot));
+        for (std::size_t t = 0; t < target_count; ++t) {
+          for (bucket b = targets[t]; b; b = b.next()) {
+            for (std::uint64_t live = hmap_detail::live_slots(b.word()); live != 0;
+                 live &= live - 1) {
+              const std::size_t slot = hmap_detail::slot_of_bit(live);
+              key_storage::drop_copy(b.key(slot));
+              value_storage::drop_copy(b.value(slot));
             }
           }
-          free_overflow_chain(target_heads[t]);
+          free_overflow_chain(targets[t]);
         }
         throw;
       }
+      entry = 0;
+      for_each_unit_entry(unit, [&](bucket b, std::size_t slot, std::uint8_t, std::size_t s) {
+        finish_source(b, slot, elsewhere[entry++], s);
+      });
     }
     overflow_ += allocated;
-
-    // 4. The old side: end the moved-from entries, mark the slots, free the overflow buckets.
-    entry = 0;
     for (std::size_t s = 0; s < sources; ++s) {
-      bucket* head = &old_buckets_[unit + s * units];
-      for (bucket* b = head; b != nullptr; b = b->overflow) {
-        for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
-          std::uint8_t mark = hmap_detail::kEvacuatedEmpty;
-          if (b->tophash[slot] >= hmap_detail::kMinTopHash) {
-            key_storage::drop_source(b->key(slot));
-            value_storage::drop_source(b->value(slot));
-            const bool moved_elsewhere = doubling ? to_second_half[entry] : s != 0;
-            ++entry;
-            mark = moved_elsewhere ? hmap_detail::kEvacuatedY : hmap_detail::kEvacuatedX;
-          }
-          if (b == head) b->tophash[slot] = mark;
-        }
-      }
+      const bucket head = old_buckets_.at(unit + s * units);
+      mark_evacuated_empty(head);
       old_overflow_ -= free_overflow_chain(head);
     }
   }
 
-  // Go's advanceEvacuationMark: step over units that have moved; free the old array at the end.
-  void advance_evacuation_mark() noexcept {
-    const std::size_t units = std::size_t{1} << log2_units();
-    const std::size_t stop = std::min(units, evacuated_units_ + hmap_detail::kMarkScanLimit);
-    ++evacuated_units_;
-    while (evacuated_units_ < stop &&
-           hmap_detail::is_evacuated(old_buckets_[evacuated_units_].tophash[0])) {
-      ++evacuated_units_;
+  // Marks the empty slots of an evacuated old bucket, once its live slots have been marked
+  // evacuatedX/Y (empty_slots() only matches 0 and 1).
+  static void mark_evacuated_empty(bucket head) noexcept {
+    for (std::uint64_t empty = hmap_detail::empty_slots(head.word()); empty != 0;
+         empty &= empty - 1) {
+      head.top(hmap_detail::slot_of_bit(empty)) = hmap_detail::kEvacuatedEmpty;
     }
-    if (evacuated_units_ == units) finish_with_old_array();
-  }
-  void finish_with_old_array() noexcept {
-    bucket_traits::deallocate(alloc_, old_buckets_, old_bucket_count());
-    old_buckets_ = nullptr;
-    old_log2_buckets_ = 0;
-    old_overflow_ = 0;
-    evacuated_units_ = 0;
   }
 
-  static std::size_t live_in_chain(bucket* head) noexcept {
+  static std::size_t live_in_chain(bucket head) noexcept {
     std::size_t live = 0;
-    for (bucket* b = head; b != nullptr; b = b->overflow) {
-      for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
-        live += b->tophash[slot] >= hmap_detail::kMinTopHash ? 1 : 0;
-      }
+    for (bucket b = head; b; b = b.next()) {
+      live += static_cast<std::size_t>(std::popcount(hmap_detail::live_slots(b.word())));
     }
     return live;
   }
   // Frees a chain's overflow buckets (not the head); returns how many.
-  std::size_t free_overflow_chain(bucket* head) noexcept {
+  std::size_t free_overflow_chain(bucket head) noexcept {
     std::size_t freed = 0;
-    for (bucket* b = head->overflow; b != nullptr; ++freed) {
-      bucket* next = b->overflow;
-      free_bucket(b);
+    for (overflow_bucket* b = head.ctl().overflow; b != nullptr; ++freed) {
+      overflow_bucket* next = b->ctl.overflow;
+      free_overflow_bucket(b);
       b = next;
     }
-    head->overflow = nullptr;
+    head.ctl().overflow = nullptr;
     return freed;
   }
-  void destroy_entries(bucket* b) noexcept {
-    for (std::size_t slot = 0; slot < hmap_detail::kSlots; ++slot) {
-      if (b->tophash[slot] < hmap_detail::kMinTopHash) continue;
-      key_storage::destroy(alloc_, b->key(slot));
-      value_storage::destroy(alloc_, b->value(slot));
+  void destroy_entries(bucket b) noexcept {
+    for (std::uint64_t live = hmap_detail::live_slots(b.word()); live != 0; live &= live - 1) {
+      const std::size_t slot = hmap_detail::slot_of_bit(live);
+      key_storage::destroy(alloc_, b.key(slot));
+      value_storage::destroy(alloc_, b.value(slot));
     }
   }
 
@@ -955,40 +1130,38 @@ class hmap {
   // buckets of units not yet moved and the new buckets of units that have.
   template <class Fn>
   void for_each_live_chain(Fn&& fn) const {
-    if (buckets_ == nullptr) return;
-    if (old_buckets_ == nullptr) {
-      for (std::size_t i = 0; i < bucket_count(); ++i) fn(&buckets_[i], false);
+    if (!buckets_) return;
+    if (!old_buckets_) {
+      for (std::size_t i = 0; i < bucket_count(); ++i) fn(buckets_.at(i), false);
       return;
     }
-    const std::size_t units = std::size_t{1} << log2_units();
+    const std::size_t units = unit_count();
     for (std::size_t unit = 0; unit < units; ++unit) {
       const bool moved = unit_evacuated(unit);
-      bucket* array = moved ? buckets_ : old_buckets_;
+      const table& array = moved ? buckets_ : old_buckets_;
       const std::size_t n = (moved ? bucket_count() : old_bucket_count()) / units;
-      for (std::size_t k = 0; k < n; ++k) fn(&array[unit + k * units], !moved);
+      for (std::size_t k = 0; k < n; ++k) fn(array.at(unit + k * units), !moved);
     }
   }
   void destroy_and_free_chains() noexcept {
-    for_each_live_chain([&](bucket* head, bool in_old) {
-      for (bucket* b = head; b != nullptr; b = b->overflow) destroy_entries(b);
-      const std::size_t freed = free_overflow_chain(head);
-      (in_old ? old_overflow_ : overflow_) -= freed;
+    for_each_live_chain([&](bucket head, bool in_old) {
+      for (bucket b = head; b; b = b.next()) destroy_entries(b);
+      (in_old ? old_overflow_ : overflow_) -= free_overflow_chain(head);
     });
     count_ = 0;
   }
   void release_all() noexcept {
-    if (buckets_ == nullptr) return;
+    if (!buckets_) return;
     destroy_and_free_chains();
-    if (old_buckets_ != nullptr) finish_with_old_array();
-    bucket_traits::deallocate(alloc_, buckets_, bucket_count());
-    buckets_ = nullptr;
+    if (old_buckets_) finish_with_old_array();
+    free_table(buckets_, log2_buckets_);
     log2_buckets_ = 0;
     overflow_ = 0;
     shrink_credit_ = 0;
   }
   void take_table(hmap& other) noexcept {
-    buckets_ = std::exchange(other.buckets_, nullptr);
-    old_buckets_ = std::exchange(other.old_buckets_, nullptr);
+    buckets_ = std::exchange(other.buckets_, table());
+    old_buckets_ = std::exchange(other.old_buckets_, table());
     count_ = std::exchange(other.count_, 0);
     evacuated_units_ = std::exchange(other.evacuated_units_, 0);
     overflow_ = std::exchange(other.overflow_, 0);
@@ -1018,25 +1191,23 @@ class hmap {
     std::size_t units_left = 0;
     std::size_t unit = 0;
     std::size_t chain = 0;
-    bucket* b = nullptr;
+    bucket b;
     std::size_t step = 0;
     std::size_t slot = 0;
     std::size_t offset = 0;
   };
   std::size_t iteration_units() const noexcept {
-    return old_buckets_ != nullptr ? std::size_t{1} << log2_units() : bucket_count();
+    return old_buckets_ ? unit_count() : bucket_count();
   }
   // The chains of a unit: one outside a migration; during one, the unit's old buckets until it
   // has moved, then its new buckets.
   std::size_t chains_in_unit(std::size_t unit) const noexcept {
-    if (old_buckets_ == nullptr) return 1;
-    const std::size_t units = std::size_t{1} << log2_units();
-    return (unit_evacuated(unit) ? bucket_count() : old_bucket_count()) / units;
+    if (!old_buckets_) return 1;
+    return (unit_evacuated(unit) ? bucket_count() : old_bucket_count()) / unit_count();
   }
-  bucket* chain_head(std::size_t unit, std::size_t chain) const noexcept {
-    if (old_buckets_ == nullptr) return &buckets_[unit];
-    const std::size_t units = std::size_t{1} << log2_units();
-    return &(unit_evacuated(unit) ? buckets_ : old_buckets_)[unit + chain * units];
+  bucket chain_head(std::size_t unit, std::size_t chain) const noexcept {
+    if (!old_buckets_) return buckets_.at(unit);
+    return (unit_evacuated(unit) ? buckets_ : old_buckets_).at(unit + chain * unit_count());
   }
   bool start(cursor& c) const noexcept {
     if (count_ == 0) return false;
@@ -1049,19 +1220,19 @@ class hmap {
     c.step = 0;
     return advance(c);
   }
-  // Moves c to the next live slot at or after its position; false at the end.
+  // Moves c to the next live slot after its position; false at the end.
   bool advance(cursor& c) const noexcept {
     for (;;) {
       while (c.step < hmap_detail::kSlots) {
         const std::size_t slot = (c.step++ + c.offset) & (hmap_detail::kSlots - 1);
-        if (c.b->tophash[slot] >= hmap_detail::kMinTopHash) {
+        if (c.b.top(slot) >= hmap_detail::kMinTopHash) {
           c.slot = slot;
           return true;
         }
       }
       c.step = 0;
-      if (c.b->overflow != nullptr) {
-        c.b = c.b->overflow;
+      if (c.b.next()) {
+        c.b = c.b.next();
       } else if (++c.chain < chains_in_unit(c.unit)) {
         c.b = chain_head(c.unit, c.chain);
       } else if (--c.units_left == 0) {
@@ -1087,12 +1258,13 @@ class hmap {
     using pointer = hmap_detail::arrow_proxy<reference>;
 
     basic_iterator() noexcept = default;
-    basic_iterator(const basic_iterator& other) noexcept : map_(other.map_), cursor_(other.cursor_) {
+    basic_iterator(const basic_iterator& other) noexcept
+        : map_(other.map_), cursor_(other.cursor_) {
       enter();
     }
     template <bool OtherConst>
       requires(Const && !OtherConst)
-    basic_iterator(const basic_iterator<OtherConst>& other) noexcept  // NOLINT: implicit like std
+    basic_iterator(const basic_iterator<OtherConst>& other) noexcept  // implicit, as in std
         : map_(other.map_), cursor_(other.cursor_) {
       enter();
     }
@@ -1108,12 +1280,12 @@ class hmap {
     ~basic_iterator() { leave(); }
 
     reference operator*() const noexcept {
-      return reference(key_storage::get(cursor_.b->key(cursor_.slot)),
-                       value_storage::get(cursor_.b->value(cursor_.slot)));
+      return reference(key_storage::get(cursor_.b.key(cursor_.slot)),
+                       value_storage::get(cursor_.b.value(cursor_.slot)));
     }
     pointer operator->() const noexcept { return pointer{**this}; }
     basic_iterator& operator++() noexcept {
-      if (!map_->advance(cursor_)) {  // the cursor is already past the current slot
+      if (!map_->advance(cursor_)) {
         leave();
         map_ = nullptr;
       }
@@ -1154,8 +1326,8 @@ class hmap {
     cursor cursor_;
   };
 
-  bucket* buckets_ = nullptr;      // 2^log2_buckets_ buckets; null until the first insert
-  bucket* old_buckets_ = nullptr;  // the array being migrated from, or null
+  table buckets_;      // 2^log2_buckets_ main buckets; empty until the first insert
+  table old_buckets_;  // the array being migrated from, or empty
   std::size_t count_ = 0;
   std::size_t evacuated_units_ = 0;  // migration mark: every unit below it has moved
   std::size_t overflow_ = 0;         // overflow buckets off buckets_
@@ -1171,7 +1343,7 @@ class hmap {
 #endif
   [[no_unique_address]] Hash hash_{};
   [[no_unique_address]] KeyEqual equal_{};
-  [[no_unique_address]] bucket_allocator alloc_{};
+  [[no_unique_address]] Allocator alloc_{};
 };
 
 }  // namespace leakless
