@@ -67,6 +67,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #ifndef LEAKLESS_HMAP_CHECK_WRITERS
 #ifdef NDEBUG
@@ -176,6 +180,20 @@ constexpr bool sparse(std::size_t count, unsigned log2_buckets) noexcept {
 // again as soon as a few keys come back.
 constexpr bool fits_after_shrink(std::size_t count, unsigned log2_buckets) noexcept {
   return count * 5 <= 26 * (std::size_t{1} << log2_buckets);
+}
+
+// Gives the whole pages inside [begin, begin + bytes) back to the operating system; their
+// contents read as zero afterwards. Used on the part of an old array a migration has left.
+inline void release_pages(const void* begin, std::size_t bytes) noexcept {
+#if defined(__linux__)
+  static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto first = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) & ~(page - 1);
+  const auto last = (reinterpret_cast<std::uintptr_t>(begin) + bytes) & ~(page - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+#else
+  (void)begin;
+  (void)bytes;
+#endif
 }
 
 [[noreturn]] inline void fatal(const char* what) noexcept {
@@ -473,6 +491,7 @@ class hmap {
     swap(old_buckets_, other.old_buckets_);
     swap(count_, other.count_);
     swap(evacuated_units_, other.evacuated_units_);
+    swap(released_units_, other.released_units_);
     swap(overflow_, other.overflow_);
     swap(old_overflow_, other.old_overflow_);
     swap(shrink_credit_, other.shrink_credit_);
@@ -911,6 +930,7 @@ class hmap {
     log2_buckets_ = static_cast<std::uint8_t>(log2);
     overflow_ = 0;
     evacuated_units_ = 0;
+    released_units_ = 0;
   }
 
   // Go's growWork, as a sweep: every write moves the next two units in order. A key whose unit
@@ -925,7 +945,38 @@ class hmap {
   }
   void evacuate_next_unit() {
     move_unit(evacuated_units_);
-    if (++evacuated_units_ == unit_count()) finish_with_old_array();
+    if (++evacuated_units_ == unit_count()) {
+      finish_with_old_array();
+    } else {
+      release_evacuated_pages();
+    }
+  }
+
+  // Freeing a large old array at the end of a migration would unmap tens of megabytes of
+  // populated pages in one write (milliseconds). So its pages go back to the system as the sweep
+  // leaves them — a few pages per call — and the final free finds little left to unmap. Only for
+  // std::allocator, whose memory is known to be plain heap memory, and only for large arrays.
+  // Nothing reads an evacuated old bucket again: the sweep mark answers "has it moved".
+  static constexpr bool kReleasesPages =
+      std::is_same_v<Allocator, std::allocator<std::pair<const K, V>>>;
+  static constexpr std::size_t kReleaseMinBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kReleaseBatchBytes = std::size_t{64} << 10;
+  void release_evacuated_pages() noexcept {
+    if constexpr (kReleasesPages) {
+      const std::size_t units = unit_count();
+      if (old_bucket_count() * sizeof(slots) < kReleaseMinBytes ||
+          (evacuated_units_ - released_units_) * sizeof(slots) < kReleaseBatchBytes) {
+        return;
+      }
+      // Unit u's old buckets are u, u+units, ...: the evacuated ones form a prefix of each stripe.
+      const std::size_t done = evacuated_units_ - released_units_;
+      for (std::size_t stripe = 0; stripe < old_bucket_count(); stripe += units) {
+        const std::size_t first = stripe + released_units_;
+        hmap_detail::release_pages(old_buckets_.ctl + first, done * sizeof(control));
+        hmap_detail::release_pages(old_buckets_.data + first, done * sizeof(slots));
+      }
+      released_units_ = evacuated_units_;
+    }
   }
   void finish_with_old_array() noexcept {
     free_table(old_buckets_, old_log2_buckets_);
@@ -1164,6 +1215,7 @@ class hmap {
     old_buckets_ = std::exchange(other.old_buckets_, table());
     count_ = std::exchange(other.count_, 0);
     evacuated_units_ = std::exchange(other.evacuated_units_, 0);
+    released_units_ = std::exchange(other.released_units_, 0);
     overflow_ = std::exchange(other.overflow_, 0);
     old_overflow_ = std::exchange(other.old_overflow_, 0);
     shrink_credit_ = std::exchange(other.shrink_credit_, 0);
@@ -1330,6 +1382,7 @@ class hmap {
   table old_buckets_;  // the array being migrated from, or empty
   std::size_t count_ = 0;
   std::size_t evacuated_units_ = 0;  // migration mark: every unit below it has moved
+  std::size_t released_units_ = 0;   // units whose old pages went back to the system
   std::size_t overflow_ = 0;         // overflow buckets off buckets_
   std::size_t old_overflow_ = 0;     // overflow buckets off old_buckets_
   std::size_t shrink_credit_ = 0;    // erases seen at low occupancy since the last shrink check
