@@ -1,29 +1,37 @@
 // leakless/hmap.hpp — Go's map, for C++, with incremental growth and real shrinking.
 //
-// This is Go 1.19's runtime/map.go written as a C++ container. A map is a hash table whose data
-// is arranged in an array of 2^B buckets. Each bucket holds up to 8 key/value pairs: a tophash
-// byte per slot (the top 8 bits of the hash, values below 5 reserved for slot states), a pointer
-// to an overflow bucket, then the 8 keys packed together and the 8 values packed together. The low
-// B bits of the hash pick the bucket; the tophash byte lets a probe reject 7 of 8 slots without
-// touching the keys. All 8 tophash bytes are read as one 64-bit word and compared at once.
+// This is Go 1.19's runtime/map.go written as a C++ container. A map is a hash table of 2^B
+// buckets. Each bucket holds up to 8 key/value pairs, a tophash byte per slot (the top 8 bits of
+// the hash; values below 5 are Go's reserved slot states: emptyRest, emptyOne, evacuatedX,
+// evacuatedY, evacuatedEmpty) and a pointer to an overflow bucket. The low B bits of the hash
+// pick the bucket; the tophash bytes let a probe reject 7 of 8 slots without touching the keys,
+// and all 8 are compared at once (SSE2, or a 64-bit word trick elsewhere). Load factor 6.5, a
+// random per-map seed mixed into every hash, re-randomised when the map empties, as in Go.
 //
-// Growth. When an insert would push the average load above 6.5 entries per bucket, a new array
-// twice as large is allocated; when overflow buckets pile up (deletes leave holes), a new array of
-// the same size is allocated so that the entries are packed again. Nothing is copied then: each
-// later insert or erase migrates ("evacuates") at most two units of the old array — the unit the
-// written key lives in and the next one in order — and lookups read a unit's old buckets until it
-// has moved. No single operation rehashes the table. New buckets are initialised only when their
-// unit is evacuated, so starting a growth costs an allocation, not a pass over memory.
+// One change of layout, not of design: the tophash bytes and overflow pointer of the main buckets
+// live in their own dense array (16 bytes a bucket), beside the array of keys and values. A probe
+// that misses then reads only that array, which is 1/9 of the table and stays in cache; a hit
+// reads one control entry and one cache line of slots (key/value pairs are interleaved when that
+// costs no padding; otherwise keys are packed, then values, as Go lays them out).
+//
+// Growth. When an insert would push the load above 6.5 entries per bucket, a new array twice as
+// large is allocated; when overflow buckets pile up (deletes leave holes), a new array of the
+// same size, so that the entries are packed again. Nothing is copied then. Each later insert of a
+// new key, and each erase, migrates ("evacuates") at most two units of the old array, sweeping in
+// order; a key whose unit has not moved yet is read and written where it is. No single operation
+// rehashes the table, new buckets are set up only when their unit arrives (starting a growth costs
+// an allocation, not a pass over memory), and a large old array's pages go back to the system as
+// the sweep leaves them, so freeing it at the end costs no more than any other write.
 //
 // Shrinking, which Go lacks (golang/go#20135). Erasing is what triggers it: once the live count is
-// below a quarter of the maximum load and enough erases have happened at that low occupancy
-// (bucket_count/16, the hysteresis that keeps clear-then-refill and steady churn from ever
+// below a quarter of the maximum load and enough erases have happened at that occupancy
+// (bucket_count/16 — the hysteresis that keeps clear-then-refill and steady churn from ever
 // shrinking), the map migrates to an array sized as a fresh map would be (at most 80% of the
 // maximum load, at most 8x smaller per step). The same machinery moves the entries: during a
-// shrink a "unit" is the group of 2^s old buckets that fold into one new bucket — as sparse old
-// buckets, holding no more entries on average than the two full buckets a growth step moves.
-// A size given by hmap(hint) or reserve(n) is a floor that automatic shrinking respects;
-// shrink_to_fit() shrinks to the fresh-map size now.
+// shrink a "unit" is the group of 2^s old buckets that fold into one new bucket — sparse buckets,
+// holding no more entries on average than the two full buckets a growth step moves. A size given
+// by hmap(hint) or reserve(n) is a floor that automatic shrinking respects; shrink_to_fit()
+// shrinks to the fresh-map size now.
 //
 // Iteration is Go's `for range`: it starts at a random unit and a random slot offset, so two
 // iterations usually differ in order. Erasing any key and inserting keys during iteration are
@@ -32,9 +40,11 @@
 // live, unfinished iterator pauses migration instead (entries never move while one exists, and
 // new entries go into the overflow chains), and migration resumes when the iteration ends.
 //
-// References and pointers from lookup()/operator[]/iteration stay valid until the next insert,
-// erase, clear or shrink — any of them may move entries, which is why Go makes map elements
-// unaddressable. Keys and values larger than 128 bytes are stored indirectly, as Go does.
+// References and pointers from lookup()/operator[]/iteration stay valid until the next insert of
+// a new key, erase, clear or shrink — any of them may move entries, which is why Go makes map
+// elements unaddressable. Writing to a key that is already present (operator[], try_emplace,
+// insert_or_assign) moves nothing. Keys and values larger than 128 bytes are stored indirectly,
+// as Go does.
 //
 // Exceptions: if a hash, comparison, constructor or allocation throws, the map keeps every entry
 // it had (strong guarantee for single-element inserts). Evacuation computes every destination
@@ -57,19 +67,22 @@
 #include <functional>
 #include <initializer_list>
 #include <iterator>
-#include <leakless/hash.hpp>
 #include <memory>
 #include <new>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <leakless/hash.hpp>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 #if defined(__linux__)
-#include <sys/mman.h>
 #include <unistd.h>
+
+#include <sys/mman.h>
 #endif
 
 #ifndef LEAKLESS_HMAP_CHECK_WRITERS
@@ -100,8 +113,8 @@ static_assert(std::endian::native == std::endian::little,
 
 inline constexpr std::size_t kSlots = 8;
 // Go's tophash states: values below kMinTopHash mark a slot, not a hash.
-inline constexpr std::uint8_t kEmptyRest = 0;  // empty, and so is every later slot and overflow
-inline constexpr std::uint8_t kEmptyOne = 1;   // empty
+inline constexpr std::uint8_t kEmptyRest = 0;   // empty, and so is every later slot and overflow
+inline constexpr std::uint8_t kEmptyOne = 1;    // empty
 inline constexpr std::uint8_t kEvacuatedX = 2;  // moved to the same index in the new array
 inline constexpr std::uint8_t kEvacuatedY = 3;  // moved to another index in the new array
 inline constexpr std::uint8_t kEvacuatedEmpty = 4;  // empty, and the bucket has been evacuated
@@ -205,8 +218,8 @@ inline void release_pages(const void* begin, std::size_t bytes) noexcept {
 inline std::uint64_t random_u64() noexcept {
   static std::atomic<std::uint64_t> threads{0};
   thread_local std::uint64_t state = [] {
-    const auto now = static_cast<std::uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count());
+    const auto now =
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     const std::uint64_t salt = threads.fetch_add(1, std::memory_order_relaxed);
     return hash_detail::mix(now ^ reinterpret_cast<std::uintptr_t>(&salt), salt);
   }();
@@ -297,8 +310,8 @@ struct control {
 // lays them out. A slot block whose size is a multiple of 64 is cache-line aligned.
 template <class StoredKey, class StoredValue>
 struct slot_layout {
-  static constexpr bool interleaved =
-      sizeof(StoredKey) % alignof(StoredValue) == 0 && sizeof(StoredValue) % alignof(StoredKey) == 0;
+  static constexpr bool interleaved = sizeof(StoredKey) % alignof(StoredValue) == 0 &&
+                                      sizeof(StoredValue) % alignof(StoredKey) == 0;
   static constexpr std::size_t values_offset =
       (kSlots * sizeof(StoredKey) + alignof(StoredValue) - 1) / alignof(StoredValue) *
       alignof(StoredValue);
@@ -378,7 +391,6 @@ struct arrow_proxy {
 };
 
 }  // namespace hmap_detail
-
 
 template <class K, class V, class Hash = leakless::hash<K>, class KeyEqual = std::equal_to<K>,
           class Allocator = std::allocator<std::pair<const K, V>>>
@@ -512,15 +524,9 @@ class hmap {
   V* lookup(const K& key) { return lookup_impl(key); }
   const V* lookup(const K& key) const { return lookup_impl(key); }
   template <class Q>
-    requires kTransparent
-  V* lookup(const Q& key) {
-    return lookup_impl(key);
-  }
+  requires kTransparent V* lookup(const Q& key) { return lookup_impl(key); }
   template <class Q>
-    requires kTransparent
-  const V* lookup(const Q& key) const {
-    return lookup_impl(key);
-  }
+  requires kTransparent const V* lookup(const Q& key) const { return lookup_impl(key); }
   // v := m[k] — the zero value V{} when absent.
   V get(const K& key) const {
     const V* value = lookup(key);
@@ -528,10 +534,7 @@ class hmap {
   }
   bool contains(const K& key) const { return lookup(key) != nullptr; }
   template <class Q>
-    requires kTransparent
-  bool contains(const Q& key) const {
-    return lookup(key) != nullptr;
-  }
+  requires kTransparent bool contains(const Q& key) const { return lookup(key) != nullptr; }
 
   // m[k] as an lvalue: inserts V{} when absent.
   V& operator[](const K& key) { return *emplace_key(key).first; }
@@ -551,10 +554,7 @@ class hmap {
   // delete(m, k): 0, and no error, when absent.
   std::size_t erase(const K& key) { return erase_impl(key); }
   template <class Q>
-    requires kTransparent
-  std::size_t erase(const Q& key) {
-    return erase_impl(key);
-  }
+  requires kTransparent std::size_t erase(const Q& key) { return erase_impl(key); }
 
   // Removes every entry but keeps the bucket array, as Go's clear does, so that refilling does
   // not allocate again; re-randomises the seed. Safe during iteration.
@@ -746,8 +746,10 @@ class hmap {
     writer_guard guard(*this);
     if (!buckets_) allocate_for(0);
     const std::uint8_t top = hmap_detail::tophash(hash);
+    // Migration work is done only by a write that inserts, once the key is known to be absent:
+    // finding a key that is there moves nothing, so `m[a] += m[b]` keeps both references valid.
+    bool migrated = false;
     for (;;) {
-      if (old_buckets_ && !frozen()) migrate_step();
       const chain_ref chain = chain_for(hash);
       bucket free_bucket;
       std::size_t free_slot = 0;
@@ -769,6 +771,11 @@ class hmap {
         }
         if (hmap_detail::zero_bytes(word) != 0) break;
       }
+      if (old_buckets_ && !frozen() && !migrated) {
+        migrate_step();
+        migrated = true;
+        continue;  // the key's unit may have moved: look again
+      }
       if (!old_buckets_ && !frozen()) {
         const bool overloaded = hmap_detail::over_load(count_ + 1, log2_buckets_);
         if (overloaded || too_many_overflow_buckets()) {
@@ -784,8 +791,7 @@ class hmap {
         free_bucket = bucket(added);
         free_slot = 0;
       }
-      key_storage::construct(alloc_, free_bucket.key_address(free_slot),
-                             std::forward<KeyArg>(key));
+      key_storage::construct(alloc_, free_bucket.key_address(free_slot), std::forward<KeyArg>(key));
       try {
         value_storage::construct(alloc_, free_bucket.value_address(free_slot),
                                  std::forward<Args>(args)...);
@@ -804,9 +810,12 @@ class hmap {
     if (count_ == 0) return 0;
     const std::uint64_t hash = hash_of(key);
     writer_guard guard(*this);
-    if (old_buckets_ && !frozen()) migrate_step();
     auto [b, slot] = find_slot(hash, key);
     if (!b) return 0;
+    if (old_buckets_ && !frozen()) {
+      migrate_step();  // before the erase, so that a throw from it erases nothing
+      std::tie(b, slot) = find_slot(hash, key);
+    }
     key_storage::destroy(alloc_, b.key(slot));
     value_storage::destroy(alloc_, b.value(slot));
     b.top(slot) = hmap_detail::kEmptyOne;
@@ -1034,7 +1043,8 @@ class hmap {
     for (std::size_t t = 0; t < target_count; ++t) targets[t].ctl().reset();
 
     std::size_t total = 0;
-    for (std::size_t s = 0; s < sources; ++s) total += live_in_chain(old_buckets_.at(unit + s * units));
+    for (std::size_t s = 0; s < sources; ++s)
+      total += live_in_chain(old_buckets_.at(unit + s * units));
     // Where each entry goes is only in question when doubling, and needs the hash. It is worked
     // out before anything moves when the hash may throw, when copies may have to be rolled back,
     // or when the targets need overflow buckets (their number depends on the split).
@@ -1315,8 +1325,8 @@ class hmap {
       enter();
     }
     template <bool OtherConst>
-      requires(Const && !OtherConst)
-    basic_iterator(const basic_iterator<OtherConst>& other) noexcept  // implicit, as in std
+    requires(Const && !OtherConst) basic_iterator(const basic_iterator<OtherConst>& other)
+    noexcept  // implicit, as in std
         : map_(other.map_), cursor_(other.cursor_) {
       enter();
     }

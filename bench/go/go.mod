@@ -1,0 +1,3 @@
+module leaklessbench
+
+go 1.19

@@ -1,0 +1,59 @@
+// tests/install/consumer/main.cpp — a program built against an installed leakless.
+//
+// How it works: uses the header-only leakless::hmap and the library function leakless::version(),
+// checks the results, prints "consumer ok: version=X size=N" and returns 0 only if every check
+// holds; any wrong result is printed on stderr and makes it return 1.
+#include <cstddef>
+#include <iostream>
+#include <string>
+#include <string_view>
+
+#include <leakless/hmap.hpp>
+#include <leakless/version.hpp>
+
+#ifndef EXPECTED_LEAKLESS_VERSION
+#define EXPECTED_LEAKLESS_VERSION ""
+#endif
+
+int main() {
+  int failures = 0;
+  auto check = [&failures](bool ok, std::string_view what) {
+    if (!ok) {
+      std::cerr << "consumer: FAILED: " << what << "\n";
+      ++failures;
+    }
+  };
+
+  const std::string_view version = leakless::version();
+  const std::string_view expected = EXPECTED_LEAKLESS_VERSION;
+  check(!version.empty(), "leakless::version() is not empty");
+  check(expected.empty() || version == expected, "leakless::version() equals the package version");
+
+  leakless::hmap<std::string, int> map;
+  for (int i = 0; i < 1000; ++i) {
+    map[std::to_string(i)] = i;
+  }
+  for (int i = 0; i < 1000; i += 2) {
+    map.erase(std::to_string(i));
+  }
+  check(map.size() == 500, "size after erasing the even keys is 500");
+  check(map.lookup("2") == nullptr, "erased key is absent");
+  const int* seven = map.lookup("7");
+  check(seven != nullptr && *seven == 7, "lookup(\"7\") finds 7");
+
+  long sum = 0;
+  std::size_t visited = 0;
+  for (auto&& [key, value] : map) {
+    check(std::stoi(key) == value, "iteration yields matching key and value");
+    sum += value;
+    ++visited;
+  }
+  check(visited == 500, "iteration visits 500 entries");
+  check(sum == 250000, "sum of the odd values below 1000 is 250000");
+
+  if (failures != 0) {
+    return 1;
+  }
+  std::cout << "consumer ok: version=" << version << " size=" << map.size() << "\n";
+  return 0;
+}
