@@ -216,8 +216,9 @@ def fmt_n(n: int) -> str:
 
 
 class Table:
-    def __init__(self, title: str, header: list[str], note: str = "") -> None:
-        self.title, self.header, self.note = title, header, note
+    def __init__(self, title: str, header: list[str], note: str = "",
+                 numeric: bool = True) -> None:
+        self.title, self.header, self.note, self.numeric = title, header, note, numeric
         self.rows: list[list[str]] = []
 
     def add(self, row: list[str]) -> None:
@@ -240,7 +241,8 @@ class Table:
         if self.note:
             out += [self.note, ""]
         out.append("| " + " | ".join(self.header) + " |")
-        out.append("|" + "|".join([" --- "] + [" ---: "] * (len(self.header) - 1)) + "|")
+        cell = " ---: " if self.numeric else " --- "
+        out.append("|" + "|".join([" --- "] + [cell] * (len(self.header) - 1)) + "|")
         out += ["| " + " | ".join(r) + " |" for r in self.rows]
         return "\n".join(out)
 
@@ -483,7 +485,8 @@ def report(res: Results, cfg: dict, impls: list[str], quick: bool, pinned: bool,
         txt += [t.text(), ""]
         md += [t.markdown(), ""]
     if gl:
-        gt = Table("Goals (computed from the figures above)", ["goal", "status", "figures"])
+        gt = Table("Goals (computed from the figures above)", ["goal", "status", "figures"],
+                   numeric=False)
         for g, st, d in gl:
             gt.add([g, st, d])
         txt += ["Goals (computed from the figures above):"]
@@ -506,7 +509,8 @@ def write_markdown(path: Path, body: str) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap = argparse.ArgumentParser(prog="bench/run_hmap_bench.sh",
+                                 description=__doc__.split("\n", 1)[0])
     ap.add_argument("--quick", action="store_true",
                     help="N = 1k and 100k only (growth, bytes and erase-99%% at 100k)")
     ap.add_argument("--markdown", metavar="FILE", type=Path,

@@ -195,17 +195,22 @@ constexpr bool fits_after_shrink(std::size_t count, unsigned log2_buckets) noexc
   return count * 5 <= 26 * (std::size_t{1} << log2_buckets);
 }
 
-// Gives the whole pages inside [begin, begin + bytes) back to the operating system; their
-// contents read as zero afterwards. Used on the part of an old array a migration has left.
-inline void release_pages(const void* begin, std::size_t bytes) noexcept {
+// Gives the pages of [begin, end) back to the operating system; their contents read as zero
+// afterwards. `floor` is where the range may be widened down to: the part of begin's page below
+// begin is released too (it belongs to buckets already left behind) unless it is below floor.
+// Without that, every batch would keep a partial page at each end populated.
+inline void release_pages(const void* floor, const void* begin, const void* end) noexcept {
 #if defined(__linux__)
   static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto first = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) & ~(page - 1);
-  const auto last = (reinterpret_cast<std::uintptr_t>(begin) + bytes) & ~(page - 1);
+  const auto low = reinterpret_cast<std::uintptr_t>(floor);
+  auto first = reinterpret_cast<std::uintptr_t>(begin) & ~(page - 1);
+  if (first < low) first = (low + page - 1) & ~(page - 1);
+  const auto last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 #else
+  (void)floor;
   (void)begin;
-  (void)bytes;
+  (void)end;
 #endif
 }
 
@@ -318,7 +323,9 @@ struct slot_layout {
   static constexpr std::size_t size = interleaved
                                           ? kSlots * (sizeof(StoredKey) + sizeof(StoredValue))
                                           : values_offset + kSlots * sizeof(StoredValue);
-  static constexpr std::size_t natural_align = std::max(alignof(StoredKey), alignof(StoredValue));
+  // At least a pointer's alignment: the controls of a table are placed right after its slots.
+  static constexpr std::size_t natural_align =
+      std::max({alignof(StoredKey), alignof(StoredValue), alignof(void*)});
   static constexpr std::size_t align =
       size % 64 == 0 ? std::max<std::size_t>(64, natural_align) : natural_align;
 };
@@ -403,7 +410,6 @@ class hmap {
   using overflow_bucket = typename bucket::overflow_type;
   template <class T>
   using rebound = typename std::allocator_traits<Allocator>::template rebind_alloc<T>;
-  using control_traits = std::allocator_traits<rebound<control>>;
   using slots_traits = std::allocator_traits<rebound<slots>>;
   using overflow_traits = std::allocator_traits<rebound<overflow_bucket>>;
   using alloc_traits = std::allocator_traits<Allocator>;
@@ -609,11 +615,12 @@ class hmap {
   // Heap bytes the map holds now: bucket arrays, overflow buckets and indirectly stored keys and
   // values (not memory that the keys and values themselves own).
   std::size_t memory_bytes() const noexcept {
-    std::size_t main_buckets = 0;
-    if (buckets_) main_buckets += bucket_count();
-    if (old_buckets_) main_buckets += old_bucket_count();
-    std::size_t bytes = main_buckets * (sizeof(control) + sizeof(slots)) +
-                        (overflow_ + old_overflow_) * sizeof(overflow_bucket);
+    std::size_t bytes = 0;
+    if (buckets_) bytes += (bucket_count() + control_units(bucket_count())) * sizeof(slots);
+    if (old_buckets_) {
+      bytes += (old_bucket_count() + control_units(old_bucket_count())) * sizeof(slots);
+    }
+    bytes += (overflow_ + old_overflow_) * sizeof(overflow_bucket);
     if constexpr (key_storage::indirect) bytes += count_ * sizeof(K);
     if constexpr (value_storage::indirect) bytes += count_ * sizeof(V);
     return bytes;
@@ -848,10 +855,10 @@ class hmap {
     }
   }
 
-  // Go's tooManyOverflowBuckets: as many overflow buckets as regular ones (capped at 2^15).
-  bool too_many_overflow_buckets() const noexcept {
-    return overflow_ >= (std::size_t{1} << std::min<unsigned>(log2_buckets_, 15));
-  }
+  // Go's tooManyOverflowBuckets: about as many overflow buckets as regular ones. Go compares a
+  // count with 2^min(B, 15) but, above B = 15, counts each overflow bucket only with probability
+  // 2^(15-B); the exact count here is compared with 2^B, which is what that sampling estimates.
+  bool too_many_overflow_buckets() const noexcept { return overflow_ >= bucket_count(); }
 
   void consider_shrinking() noexcept {
     if (old_buckets_ || frozen()) return;
@@ -885,20 +892,20 @@ class hmap {
     rebound<overflow_bucket> typed(alloc_);
     overflow_traits::deallocate(typed, b, 1);
   }
-  // Allocates 2^log2 main buckets; their controls are set up now only if asked (a migration sets
-  // each one up when its unit is evacuated).
+  // Allocates 2^log2 main buckets as one block: the slots, then the controls (placed in whole
+  // slot-sized units after them). Their controls are set up now only if asked; a migration sets
+  // each one up when its unit is evacuated. One block, not two, so that a table is one allocation
+  // to free: large blocks are mapped, and unmapping one whose pages the sweep already returned
+  // is quick.
+  static constexpr std::size_t control_units(std::size_t n) noexcept {
+    return (n * sizeof(control) + sizeof(slots) - 1) / sizeof(slots);
+  }
   table allocate_table(unsigned log2, bool initialise) {
     const std::size_t n = std::size_t{1} << log2;
-    rebound<control> controls(alloc_);
     rebound<slots> data(alloc_);
     table t;
-    t.ctl = control_traits::allocate(controls, n);
-    try {
-      t.data = slots_traits::allocate(data, n);
-    } catch (...) {
-      control_traits::deallocate(controls, t.ctl, n);
-      throw;
-    }
+    t.data = slots_traits::allocate(data, n + control_units(n));
+    t.ctl = ::new (static_cast<void*>(t.data + n)) control[n];
     if (initialise) {
       for (std::size_t i = 0; i < n; ++i) t.ctl[i].reset();
     }
@@ -906,10 +913,8 @@ class hmap {
   }
   void free_table(table& t, unsigned log2) noexcept {
     const std::size_t n = std::size_t{1} << log2;
-    rebound<control> controls(alloc_);
     rebound<slots> data(alloc_);
-    control_traits::deallocate(controls, t.ctl, n);
-    slots_traits::deallocate(data, t.data, n);
+    slots_traits::deallocate(data, t.data, n + control_units(n));
     t = table();
   }
 
@@ -978,11 +983,12 @@ class hmap {
         return;
       }
       // Unit u's old buckets are u, u+units, ...: the evacuated ones form a prefix of each stripe.
-      const std::size_t done = evacuated_units_ - released_units_;
       for (std::size_t stripe = 0; stripe < old_bucket_count(); stripe += units) {
-        const std::size_t first = stripe + released_units_;
-        hmap_detail::release_pages(old_buckets_.ctl + first, done * sizeof(control));
-        hmap_detail::release_pages(old_buckets_.data + first, done * sizeof(slots));
+        const table& t = old_buckets_;
+        hmap_detail::release_pages(t.ctl + stripe, t.ctl + stripe + released_units_,
+                                   t.ctl + stripe + evacuated_units_);
+        hmap_detail::release_pages(t.data + stripe, t.data + stripe + released_units_,
+                                   t.data + stripe + evacuated_units_);
       }
       released_units_ = evacuated_units_;
     }

@@ -5,10 +5,11 @@
 // try_emplace (copying the value), erase hit and miss, lookup/get/contains, copy construction,
 // reserve, shrink_to_fit — the sweep rebuilds the map, arms the fault injector to throw on the Nth
 // instrumented call (hash, key equality, key copy, value construction, allocation) for
-// N = 1, 2, 3, ... until the operation completes without reaching the fault, and after every
-// exception checks that the map still equals the reference (strong guarantee: same size, every
-// entry, iteration) and that nothing leaked. Run for key/value types with noexcept moves, with
-// throwing moves (relocation must copy and roll back), and with indirectly stored values.
+// N = 1, 2, 3, ..., 128 and then in growing strides, until the operation completes without
+// reaching the fault, and after every exception checks that the map still equals the reference
+// (strong guarantee: same size, every entry, iteration) and that nothing leaked. Run for key/value
+// types with noexcept moves, with throwing moves (relocation must copy and roll back), and with
+// indirectly stored values.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -114,8 +115,10 @@ struct Sweeper {
         ASSERT_TRUE(probe.stats().shrinking);
       }
     }
+    // Every call for the first 128, then a stride that grows with n (~3% of the calls of long,
+    // uniform operations such as copy or reserve), until the operation completes.
     long n = 1;
-    for (;; ++n) {
+    for (;; n += n <= 128 ? 1 : 1 + n / 32) {
       ASSERT_LT(n, 50000) << "operation never completed";
       bool threw = false;
       {

@@ -9,6 +9,7 @@
 // fixed seed and inspects stats() after every write.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <numeric>
 #include <random>
 #include <string>
@@ -93,6 +94,9 @@ TEST(HmapShrink, Erasing99PercentOf200kGivesMemoryBack) {
     obs.observe(m.stats());
   }
   const auto end = m.stats();
+  std::printf("200k -> %zu entries: peak %zu bytes, now %zu bytes; %zu shrink step(s); %s\n",
+              survivors, peak.memory_bytes, end.memory_bytes, obs.shrink_starts,
+              describe_stats(end).c_str());
   EXPECT_TRUE(obs.saw_shrinking);
   EXPECT_LT(end.bucket_count, peak.bucket_count) << describe_stats(end);
   EXPECT_LT(end.memory_bytes, peak.memory_bytes / 10)
@@ -153,6 +157,10 @@ TEST(HmapShrink, MemoryAfter99PercentEraseOf1MIsCloseToAFreshMap) {
   for (std::uint64_t k = 0; k < kN; k += 100) fresh.insert_or_assign(k, k);
   const std::size_t shrunk_bytes = m.memory_bytes();
   const std::size_t fresh_bytes = fresh.memory_bytes();
+  std::printf(
+      "1M -> %zu entries: peak %zu bytes, after shrink %zu bytes (%s), fresh map %zu bytes (%s)\n",
+      survivors, peak, shrunk_bytes, describe_stats(m.stats()).c_str(), fresh_bytes,
+      describe_stats(fresh.stats()).c_str());
   EXPECT_LE(shrunk_bytes, 2 * fresh_bytes)
       << "after erasing 99% of 1M entries and " << survivors
       << " insert/erase pairs: memory_bytes()=" << shrunk_bytes << " (peak was " << peak

@@ -27,7 +27,8 @@
 
 namespace hmap_test {
 
-// Smallest power-of-two bucket count B (>= 1) with n <= 6.5 * B.
+// The bucket count Go's makemap picks for n entries: 1 while n <= 8 (one bucket's slots), else
+// the smallest power of two B with n <= 6.5 * B.
 constexpr std::size_t expected_buckets_for(std::size_t n) {
   std::size_t b = 1;
   while (n > 8 && 2 * n > 13 * b) b *= 2;
