@@ -714,23 +714,31 @@ class hmap {
     return {buckets_.at(hash & (bucket_count() - 1)), false};
   }
 
-  // Finds key in its chain: the bucket and slot, or a null bucket.
-  template <class Q>
-  std::pair<bucket, std::size_t> find_slot(std::uint64_t hash, const Q& key) const {
+  // Walks key's chain; returns on_found(bucket, slot) for the key's slot, or a value-initialised
+  // result when the key is absent. The match returns straight from the loop, so that a lookup is
+  // one short path the processor can overlap with the next one.
+  template <class Q, class OnFound>
+  auto probe(std::uint64_t hash, const Q& key, OnFound&& on_found) const {
+    using result = decltype(on_found(bucket(), std::size_t{0}));
     const std::uint8_t top = hmap_detail::tophash(hash);
     bucket b = chain_for(hash).head;
-    do {
+    for (;;) {
       const std::uint64_t word = b.word();
       for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
         const std::size_t slot = hmap_detail::slot_of_bit(m);
-        if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key)) {
-          return {b, slot};
+        if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key))
+            [[likely]] {
+          return on_found(b, slot);
         }
       }
-      if (hmap_detail::zero_bytes(word) != 0) break;  // an emptyRest slot: the chain ends here
+      if (hmap_detail::zero_bytes(word) != 0) return result{};  // emptyRest: the chain ends
       b = b.next();
-    } while (b);
-    return {bucket(), 0};
+      if (!b) return result{};
+    }
+  }
+  template <class Q>
+  std::pair<bucket, std::size_t> find_slot(std::uint64_t hash, const Q& key) const {
+    return probe(hash, key, [](bucket b, std::size_t slot) { return std::pair(b, slot); });
   }
 
   template <class Q>
@@ -742,8 +750,7 @@ class hmap {
       hmap_detail::fatal("concurrent map read and map write");
     }
 #endif
-    auto [b, slot] = find_slot(hash, key);
-    return b ? &value_at(b, slot) : nullptr;
+    return probe(hash, key, [](bucket b, std::size_t slot) { return &value_at(b, slot); });
   }
 
   // The one insertion path: finds the key or inserts it with V constructed from args.
