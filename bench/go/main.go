@@ -136,30 +136,24 @@ func timedWorkloads(n int) {
 	missOrder := shuffled(miss, 3)
 	want := uint64(n) * uint64(n-1) / 2 // sum of the values 0..n-1
 
-	emit(n, "insert", measure(n, func() (int64, int) {
-		t0 := nanotime()
-		m := make(map[uint64]uint64)
-		for i, k := range hit {
-			m[k] = uint64(i)
-		}
-		t := nanotime() - t0
-		if len(m) != n {
-			fail(n, "insert: len %d, want %d", len(m), n)
-		}
-		return t, n
-	}))
-	emit(n, "insert_reserve", measure(n, func() (int64, int) {
-		t0 := nanotime()
-		m := make(map[uint64]uint64, n)
-		for i, k := range hit {
-			m[k] = uint64(i)
-		}
-		t := nanotime() - t0
-		if len(m) != n {
-			fail(n, "insert_reserve: len %d, want %d", len(m), n)
-		}
-		return t, n
-	}))
+	// insert builds from make(map), insert_reserve from make(map, n): the same loop otherwise.
+	for _, run := range []struct {
+		metric string
+		hint   int
+	}{{"insert", 0}, {"insert_reserve", n}} {
+		emit(n, run.metric, measure(n, func() (int64, int) {
+			t0 := nanotime()
+			m := make(map[uint64]uint64, run.hint)
+			for i, k := range hit {
+				m[k] = uint64(i)
+			}
+			t := nanotime() - t0
+			if len(m) != n {
+				fail(n, "%s: len %d, want %d", run.metric, len(m), n)
+			}
+			return t, n
+		}))
+	}
 
 	m := build(hit)
 	runtime.GC()
