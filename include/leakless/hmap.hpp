@@ -317,12 +317,14 @@ template <class StoredKey, class StoredValue>
 struct slot_layout {
   static constexpr bool interleaved = sizeof(StoredKey) % alignof(StoredValue) == 0 &&
                                       sizeof(StoredValue) % alignof(StoredKey) == 0;
+  // Bytes from one key to the next.
+  static constexpr std::size_t key_stride =
+      interleaved ? sizeof(StoredKey) + sizeof(StoredValue) : sizeof(StoredKey);
   static constexpr std::size_t values_offset =
       (kSlots * sizeof(StoredKey) + alignof(StoredValue) - 1) / alignof(StoredValue) *
       alignof(StoredValue);
-  static constexpr std::size_t size = interleaved
-                                          ? kSlots * (sizeof(StoredKey) + sizeof(StoredValue))
-                                          : values_offset + kSlots * sizeof(StoredValue);
+  static constexpr std::size_t size =
+      interleaved ? kSlots * key_stride : values_offset + kSlots * sizeof(StoredValue);
   // At least a pointer's alignment: the controls of a table are placed right after its slots.
   static constexpr std::size_t natural_align =
       std::max({alignof(StoredKey), alignof(StoredValue), alignof(void*)});
@@ -335,14 +337,10 @@ struct alignas(slot_layout<StoredKey, StoredValue>::align) slots {
   using layout = slot_layout<StoredKey, StoredValue>;
   unsigned char bytes[layout::size];
 
-  void* key_address(std::size_t slot) noexcept {
-    return bytes + slot * (layout::interleaved ? sizeof(StoredKey) + sizeof(StoredValue)
-                                               : sizeof(StoredKey));
-  }
+  void* key_address(std::size_t slot) noexcept { return bytes + slot * layout::key_stride; }
   void* value_address(std::size_t slot) noexcept {
-    return layout::interleaved
-               ? bytes + slot * (sizeof(StoredKey) + sizeof(StoredValue)) + sizeof(StoredKey)
-               : bytes + layout::values_offset + slot * sizeof(StoredValue);
+    return layout::interleaved ? bytes + slot * layout::key_stride + sizeof(StoredKey)
+                               : bytes + layout::values_offset + slot * sizeof(StoredValue);
   }
 };
 
@@ -427,7 +425,8 @@ class hmap {
     }
   }();
 
-  // An array of 2^n main buckets: their controls and their slots, allocated separately.
+  // An array of 2^n main buckets: their slots, and their controls right after them in the same
+  // block (see allocate_table).
   struct table {
     control* ctl = nullptr;
     slots* data = nullptr;
@@ -616,10 +615,8 @@ class hmap {
   // values (not memory that the keys and values themselves own).
   std::size_t memory_bytes() const noexcept {
     std::size_t bytes = 0;
-    if (buckets_) bytes += (bucket_count() + control_units(bucket_count())) * sizeof(slots);
-    if (old_buckets_) {
-      bytes += (old_bucket_count() + control_units(old_bucket_count())) * sizeof(slots);
-    }
+    if (buckets_) bytes += table_units(log2_buckets_) * sizeof(slots);
+    if (old_buckets_) bytes += table_units(old_log2_buckets_) * sizeof(slots);
     bytes += (overflow_ + old_overflow_) * sizeof(overflow_bucket);
     if constexpr (key_storage::indirect) bytes += count_ * sizeof(K);
     if constexpr (value_storage::indirect) bytes += count_ * sizeof(V);
@@ -714,6 +711,18 @@ class hmap {
     return {buckets_.at(hash & (bucket_count() - 1)), false};
   }
 
+  // The slot of key in bucket b (whose tophash word is given), or kSlots when it is not there.
+  template <class Q>
+  std::size_t match_in_bucket(bucket b, std::uint64_t word, std::uint8_t top, const Q& key) const {
+    for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
+      const std::size_t slot = hmap_detail::slot_of_bit(m);
+      if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key)) {
+        return slot;
+      }
+    }
+    return hmap_detail::kSlots;
+  }
+
   // Walks key's chain; returns on_found(bucket, slot) for the key's slot, or a value-initialised
   // result when the key is absent. The match returns straight from the loop, so that a lookup is
   // one short path the processor can overlap with the next one.
@@ -724,12 +733,9 @@ class hmap {
     bucket b = chain_for(hash).head;
     for (;;) {
       const std::uint64_t word = b.word();
-      for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
-        const std::size_t slot = hmap_detail::slot_of_bit(m);
-        if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key))
-            [[likely]] {
-          return on_found(b, slot);
-        }
+      if (const std::size_t slot = match_in_bucket(b, word, top, key); slot < hmap_detail::kSlots)
+          [[likely]] {
+        return on_found(b, slot);
       }
       if (hmap_detail::zero_bytes(word) != 0) return result{};  // emptyRest: the chain ends
       b = b.next();
@@ -771,11 +777,9 @@ class hmap {
       for (bucket b = chain.head; b; b = b.next()) {
         last = b;
         const std::uint64_t word = b.word();
-        for (std::uint64_t m = hmap_detail::bytes_equal_to(word, top); m != 0; m &= m - 1) {
-          const std::size_t slot = hmap_detail::slot_of_bit(m);
-          if ((hmap_detail::kExactMatch || b.top(slot) == top) && key_matches(b, slot, key)) {
-            return {&value_at(b, slot), false};
-          }
+        if (const std::size_t slot = match_in_bucket(b, word, top, key);
+            slot < hmap_detail::kSlots) {
+          return {&value_at(b, slot), false};
         }
         if (!free_bucket) {
           if (const std::uint64_t empty = hmap_detail::empty_slots(word); empty != 0) {
@@ -904,14 +908,16 @@ class hmap {
   // each one up when its unit is evacuated. One block, not two, so that a table is one allocation
   // to free: large blocks are mapped, and unmapping one whose pages the sweep already returned
   // is quick.
-  static constexpr std::size_t control_units(std::size_t n) noexcept {
-    return (n * sizeof(control) + sizeof(slots) - 1) / sizeof(slots);
+  // The block of 2^log2 buckets, in slot-sized units: the slots, then the controls rounded up.
+  static constexpr std::size_t table_units(unsigned log2) noexcept {
+    const std::size_t n = std::size_t{1} << log2;
+    return n + (n * sizeof(control) + sizeof(slots) - 1) / sizeof(slots);
   }
   table allocate_table(unsigned log2, bool initialise) {
     const std::size_t n = std::size_t{1} << log2;
     rebound<slots> data(alloc_);
     table t;
-    t.data = slots_traits::allocate(data, n + control_units(n));
+    t.data = slots_traits::allocate(data, table_units(log2));
     t.ctl = ::new (static_cast<void*>(t.data + n)) control[n];
     if (initialise) {
       for (std::size_t i = 0; i < n; ++i) t.ctl[i].reset();
@@ -919,9 +925,8 @@ class hmap {
     return t;
   }
   void free_table(table& t, unsigned log2) noexcept {
-    const std::size_t n = std::size_t{1} << log2;
     rebound<slots> data(alloc_);
-    slots_traits::deallocate(data, t.data, n + control_units(n));
+    slots_traits::deallocate(data, t.data, table_units(log2));
     t = table();
   }
 
