@@ -3,9 +3,9 @@
 #
 # How it works: installs the given build tree into <work>/prefix, checks the installed files
 # (bin/leakless, lib/libleakless.so, headers, CMake package files), runs the installed
-# `leakless --version`, checks that libleakless.so exports only leakless:: symbols, then configures,
-# builds and runs the consumer project (find_package(leakless) + leakless::leakless) against the
-# prefix and checks its output. Every failure prints what was expected and what was found.
+# `leakless --version`, checks that libleakless.so exports only the leakless:: API and the
+# allocation entry points it interposes, then configures, builds and runs the consumer project
+# (find_package(leakless) + leakless::leakless) against the prefix and checks its output. Every failure prints what was expected and what was found.
 #
 # Usage: check_install.sh CMAKE BUILD_DIR CONSUMER_SRC WORK_DIR CXX_COMPILER GENERATOR VERSION
 set -euo pipefail
@@ -39,7 +39,7 @@ step "installing $build_dir into $prefix"
   { cat "$work/install.log" >&2; fail "cmake --install failed (log above)"; }
 
 for f in bin/leakless lib/libleakless.so include/leakless/version.hpp include/leakless/export.hpp \
-  include/leakless/hmap.hpp include/leakless/hash.hpp \
+  include/leakless/hmap.hpp include/leakless/hash.hpp include/leakless/profile.hpp \
   lib/cmake/leakless/leaklessConfig.cmake lib/cmake/leakless/leaklessConfigVersion.cmake \
   lib/cmake/leakless/leaklessTargets.cmake; do
   [[ -e "$prefix/$f" ]] || fail "expected $f in the install prefix, it is missing"
@@ -65,9 +65,17 @@ if command -v nm >/dev/null 2>&1; then
   exported=$(nm -D --defined-only -C "$prefix/lib/libleakless.so" | awk '$2 ~ /^[TWDBVR]$/')
   grep -q "leakless::version()" <<<"$exported" ||
     fail "libleakless.so does not export leakless::version(); exported: $exported"
-  unexpected=$(grep -v "leakless::" <<<"$exported" || true)
+  grep -q "leakless::write_heap_profile" <<<"$exported" ||
+    fail "libleakless.so does not export leakless::write_heap_profile; exported: $exported"
+  # Besides the leakless:: API, exactly the allocation entry points it interposes.
+  for entry in malloc free calloc realloc reallocarray memalign aligned_alloc posix_memalign \
+    valloc pvalloc malloc_usable_size; do
+    grep -q -E "[[:space:]]$entry\$" <<<"$exported" ||
+      fail "libleakless.so does not export $entry"
+  done
+  unexpected=$(grep -v -E "leakless::|operator new|operator delete| (malloc|free|calloc|realloc|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc|malloc_usable_size|dlclose)\$" <<<"$exported" || true)
   [[ -z "$unexpected" ]] ||
-    fail "libleakless.so exports symbols outside namespace leakless (missing -fvisibility=hidden?):
+    fail "libleakless.so exports symbols beyond its API and allocation entry points:
 $unexpected"
 fi
 

@@ -13,9 +13,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include <leakless/version.hpp>
 
 namespace {
+
+constexpr const char* kVersion = LEAKLESS_VERSION_STRING;  // set by the build
 
 constexpr int kExitOk = 0;
 constexpr int kExitUsage = 2;
@@ -49,7 +50,7 @@ constexpr const char* kFooter =
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "leakless"};
   app.footer(kFooter);
-  app.set_version_flag("--version", "leakless " + std::string(leakless::version()),
+  app.set_version_flag("--version", std::string("leakless ") + kVersion,
                        "Print the version and exit");
 
   try {
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::find(kComingCommands.begin(), kComingCommands.end(),
                               std::string_view(argv[1])) != kComingCommands.end()) {
       std::cerr << "leakless: error: command '" << argv[1] << "' is not available yet in leakless "
-                << leakless::version() << "\n"
+                << kVersion << "\n"
                 << "Run 'leakless --help' for usage.\n";
       return kExitUsage;
     }

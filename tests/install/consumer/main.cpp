@@ -1,14 +1,16 @@
 // tests/install/consumer/main.cpp — a program built against an installed leakless.
 //
-// How it works: uses the header-only leakless::hmap and the library function leakless::version(),
-// checks the results, prints "consumer ok: version=X size=N" and returns 0 only if every check
+// How it works: uses the header-only leakless::hmap, the library function leakless::version() and
+// the heap profiler's API (a program linking leakless::leakless is profiled), checks the results, prints "consumer ok: version=X size=N" and returns 0 only if every check
 // holds; any wrong result is printed on stderr and makes it return 1.
 #include <cstddef>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 
 #include <leakless/hmap.hpp>
+#include <leakless/profile.hpp>
 #include <leakless/version.hpp>
 
 #ifndef EXPECTED_LEAKLESS_VERSION
@@ -50,6 +52,14 @@ int main() {
   }
   check(visited == 500, "iteration visits 500 entries");
   check(sum == 250000, "sum of the odd values below 1000 is 250000");
+
+  // The heap profiler is running in this program: a profile is gzipped pprof, the rate Go's.
+  std::ostringstream profile;
+  leakless::write_heap_profile(profile);
+  const std::string bytes = profile.str();
+  check(bytes.size() > 2 && bytes[0] == '\x1f' && bytes[1] == '\x8b',
+        "write_heap_profile writes gzip data");
+  check(leakless::heap_stats().sample_rate == 512 * 1024, "the default sample rate is 512 KiB");
 
   if (failures != 0) {
     return 1;

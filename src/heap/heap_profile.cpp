@@ -1,0 +1,136 @@
+// src/heap/heap_profile.cpp — writes the heap and allocs profiles (see heap_profile.hpp).
+#include "heap/heap_profile.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "heap/sampler.hpp"
+#include "pprof/builder.hpp"
+#include "pprof/profile.hpp"
+#include "pprof/symbolizer.hpp"
+#include "stack/modules.hpp"
+
+namespace leakless::heap {
+namespace {
+
+std::int64_t rounded(double v) { return static_cast<std::int64_t>(std::llround(v)); }
+
+// The bucket's four values in Go's order: alloc_objects, alloc_space, inuse_objects, inuse_space.
+std::array<std::int64_t, 4> rounded_values(const bucket_snapshot& s) {
+  const heap_estimate e = estimate(s);
+  return {rounded(e.alloc_objects), rounded(e.alloc_bytes), rounded(e.inuse_objects),
+          rounded(e.inuse_bytes)};
+}
+
+// Return addresses point after the call; the call itself is one byte earlier.
+std::vector<std::uint64_t> call_addresses(const stack_bucket& b) {
+  std::vector<std::uint64_t> out(b.depth);
+  for (std::uint32_t i = 0; i < b.depth; ++i) out[i] = b.frames()[i] - 1;
+  return out;
+}
+
+}  // namespace
+
+std::string heap_profile_bytes(profile_kind kind) {
+  busy_scope busy;
+  const std::vector<bucket_snapshot> buckets = snapshot_buckets();
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+
+  pprof::profile_builder builder({{"alloc_objects", "count"},
+                                  {"alloc_space", "bytes"},
+                                  {"inuse_objects", "count"},
+                                  {"inuse_space", "bytes"}},
+                                 {"space", "bytes"}, static_cast<std::int64_t>(sample_rate()));
+  if (kind == profile_kind::allocs) builder.set_default_sample_type("alloc_space");
+  builder.set_time(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(), 0);
+  for (const bucket_snapshot& s : buckets) {
+    if (s.counts.allocs == 0) continue;
+    const auto values = rounded_values(s);
+    builder.add_sample(call_addresses(*s.bucket), values,
+                       {pprof::label{"bytes", "", static_cast<std::int64_t>(s.bucket->size), ""}});
+  }
+  pprof::symbolizer symbols;
+  const pprof::profile p = builder.build(
+      [&symbols](std::uint64_t address) -> const pprof::symbolized& {
+        return symbols.lookup(address);
+      },
+      stack::loaded_modules());
+  return pprof::encode_gzipped(p);
+}
+
+std::string heap_profile_text(profile_kind kind) {
+  (void)kind;  // Go prints the same text for heap and allocs
+  busy_scope busy;
+  std::vector<bucket_snapshot> buckets = snapshot_buckets();
+  const auto inuse_bytes = [](const bucket_snapshot& s) {
+    return (s.counts.allocs - s.counts.frees) * s.bucket->size;
+  };
+  std::stable_sort(buckets.begin(), buckets.end(),
+                   [&](const bucket_snapshot& a, const bucket_snapshot& b) {
+                     return inuse_bytes(a) > inuse_bytes(b);
+                   });
+
+  std::uint64_t allocs = 0, alloc_bytes = 0, frees = 0, free_bytes = 0;
+  for (const bucket_snapshot& s : buckets) {
+    allocs += s.counts.allocs;
+    alloc_bytes += s.counts.allocs * s.bucket->size;
+    frees += s.counts.frees;
+    free_bytes += s.counts.frees * s.bucket->size;
+  }
+
+  std::string out;
+  char line[512];
+  const auto append = [&](int n) {
+    if (n > 0) out.append(line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
+  };
+  append(std::snprintf(
+      line, sizeof line,
+      "heap profile: %" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @ heap/%zu\n",
+      allocs - frees, alloc_bytes - free_bytes, allocs, alloc_bytes, 2 * sample_rate()));
+
+  pprof::symbolizer symbols;
+  for (const bucket_snapshot& s : buckets) {
+    const bucket_counts& c = s.counts;
+    if (c.allocs == 0) continue;
+    const std::size_t size = s.bucket->size;
+    append(std::snprintf(line, sizeof line, "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @",
+                         c.allocs - c.frees, (c.allocs - c.frees) * size, c.allocs,
+                         c.allocs * size));
+    for (std::uint32_t i = 0; i < s.bucket->depth; ++i) {
+      append(std::snprintf(line, sizeof line, " %#" PRIxPTR, s.bucket->frames()[i]));
+    }
+    out += '\n';
+    for (const std::uint64_t address : call_addresses(*s.bucket)) {
+      const pprof::symbolized& sym = symbols.lookup(address);
+      if (sym.frames.empty()) {
+        append(std::snprintf(line, sizeof line, "#\t%#" PRIx64 "\n", address));
+        continue;
+      }
+      for (const pprof::frame& f : sym.frames) {
+        out += "#\t";
+        append(std::snprintf(line, sizeof line, "%#" PRIx64, address));
+        out += '\t';
+        out += f.function;
+        append(std::snprintf(line, sizeof line, "+%#" PRIx64 "\t", sym.symbol_offset));
+        out += f.file;
+        append(std::snprintf(line, sizeof line, ":%" PRId64 "\n", f.line));
+      }
+    }
+    out += '\n';
+  }
+
+  const sampler_totals t = totals();
+  append(std::snprintf(
+      line, sizeof line,
+      "\n# leakless\n# SampleRate = %zu\n# Samples = %" PRIu64 "\n# DroppedSamples = %" PRIu64
+      "\n# LiveSamples = %zu\n# Buckets = %zu\n# ProfilerBytes = %zu\n",
+      sample_rate(), t.samples, t.dropped, t.live_samples, t.buckets, t.profiler_bytes));
+  return out;
+}
+
+}  // namespace leakless::heap

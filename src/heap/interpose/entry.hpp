@@ -1,0 +1,50 @@
+// src/heap/interpose/entry.hpp — what every allocation entry point of libleakless.so does around
+// glibc's allocator.
+//
+// How it works: an entry point allocates with glibc's own implementation (__libc_malloc and
+// friends, exported by glibc for exactly this purpose, so no dlsym bootstrap is needed and nothing
+// calls back into us), then note_allocation() counts the bytes on the thread's countdown; only
+// when the countdown runs out does the out-of-line slow path decide and record. A release asks the
+// lock-free live table whether the pointer was sampled before glibc gets it back (after, another
+// thread could be handed the same address and sample it). `caller` is the entry point's own
+// return address (__builtin_return_address(0), taken in the exported function itself), which is
+// where the recorded stack starts: allocator frames are never part of a profile.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "heap/sampler.hpp"
+
+extern "C" {
+void* __libc_malloc(std::size_t) noexcept;
+void* __libc_calloc(std::size_t, std::size_t) noexcept;
+void* __libc_realloc(void*, std::size_t) noexcept;
+void* __libc_memalign(std::size_t, std::size_t) noexcept;
+void* __libc_valloc(std::size_t) noexcept;
+void* __libc_pvalloc(std::size_t) noexcept;
+void __libc_free(void*) noexcept;
+}
+
+#define LEAKLESS_CALLER reinterpret_cast<std::uintptr_t>(__builtin_return_address(0))
+
+namespace leakless::heap {
+
+// The slow path, out of line so the fast path stays a few instructions.
+void sample_slow_path(void* address, std::size_t bytes, std::uintptr_t caller) noexcept;
+
+[[gnu::always_inline]] inline void* note(void* address, std::size_t bytes,
+                                         std::uintptr_t caller) noexcept {
+  if (address != nullptr && note_allocation(bytes)) [[unlikely]] {
+    sample_slow_path(address, bytes, caller);
+  }
+  return address;
+}
+
+[[gnu::always_inline]] inline void release(void* address) noexcept {
+  if (address != nullptr && maybe_sampled(address)) [[unlikely]]
+    on_sampled_free(address);
+  __libc_free(address);
+}
+
+}  // namespace leakless::heap
