@@ -8,8 +8,10 @@
 // in that chain up to the enclosing DW_TAG_subprogram is one frame: the innermost frame's line
 // comes from the line table, each outer frame's line is the DW_AT_call_file/DW_AT_call_line of the
 // frame it inlined (the same walk as eu-addr2line -i). Names come from the linkage name, through
-// DW_AT_abstract_origin and DW_AT_specification, demangled with the C++ ABI; without DWARF the ELF
-// symbol table gives the name alone. Separate debug files are looked up only on this machine
+// DW_AT_abstract_origin and DW_AT_specification, demangled with the C++ ABI; a function without
+// one (GCC omits it for internal linkage) takes the ELF symbol when it is not inlined, else its
+// DWARF name qualified by its namespaces and classes. Without DWARF the ELF symbol table gives the
+// name alone. Separate debug files are looked up only on this machine
 // (/usr/lib/debug/.build-id and .gnu_debuglink next to the file or under /usr/lib/debug): never
 // through debuginfod, which would make a profile dump wait on the network.
 #include "pprof/symbolizer.hpp"
@@ -85,7 +87,50 @@ const char* string_attribute(Dwarf_Die* die, unsigned int name) {
   return dwarf_formstring(dwarf_attr_integrate(die, name, &attr));
 }
 
-// Sets function and system_name for a subprogram or inlined subroutine DIE.
+// The DIE that declares a function: through DW_AT_abstract_origin (an inlined or out-of-line
+// instance) and DW_AT_specification (a definition outside its class or namespace).
+Dwarf_Die declaration_of(Dwarf_Die* die) {
+  Dwarf_Die current = *die;
+  for (int hops = 0; hops < 8; ++hops) {
+    Dwarf_Attribute attr;
+    Dwarf_Die next;
+    if ((dwarf_attr(&current, DW_AT_abstract_origin, &attr) != nullptr ||
+         dwarf_attr(&current, DW_AT_specification, &attr) != nullptr) &&
+        dwarf_formref_die(&attr, &next) != nullptr) {
+      current = next;
+      continue;
+    }
+    break;
+  }
+  return current;
+}
+
+// "ns::type::name" from the namespaces and classes around the declaration: the name a function
+// without a linkage name (GCC omits it for internal linkage) gets.
+std::string qualified_name(Dwarf_Die* die, const char* name) {
+  Dwarf_Die declaration = declaration_of(die);
+  std::string out;
+  Dwarf_Die* scopes = nullptr;
+  const int n = dwarf_getscopes_die(&declaration, &scopes);
+  for (int i = n - 1; i >= 1; --i) {
+    const int tag = dwarf_tag(&scopes[i]);
+    const char* scope = dwarf_diename(&scopes[i]);
+    if (tag == DW_TAG_namespace) {
+      out += scope != nullptr ? scope : "(anonymous namespace)";
+      out += "::";
+    } else if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+                tag == DW_TAG_union_type) &&
+               scope != nullptr) {
+      out += scope;
+      out += "::";
+    }
+  }
+  std::free(scopes);
+  return out + name;
+}
+
+// Sets function and system_name for a subprogram or inlined subroutine DIE from its linkage
+// name, or else its qualified plain name.
 bool name_of(Dwarf_Die* die, frame& f) {
   const char* linkage = string_attribute(die, DW_AT_linkage_name);
   if (linkage == nullptr) linkage = string_attribute(die, DW_AT_MIPS_linkage_name);
@@ -96,8 +141,8 @@ bool name_of(Dwarf_Die* die, frame& f) {
   }
   const char* plain = string_attribute(die, DW_AT_name);
   if (plain == nullptr) return false;
-  f.function = f.system_name = plain;
-  return true;
+  f.function = f.system_name = qualified_name(die, plain);
+  return false;  // a name, but not the mangled one
 }
 
 std::string absolute(const char* file, Dwarf_Die* cu) {
@@ -152,7 +197,7 @@ struct symbolizer::impl {
 
     Dwarf_Addr bias = 0;
     Dwarf_Die* cu = dwfl_module_addrdie(mod, address, &bias);
-    if (cu != nullptr) add_dwarf_frames(mod, cu, address, bias, out);
+    if (cu != nullptr) add_dwarf_frames(mod, cu, address, bias, symbol, out);
     if (out.frames.empty() && symbol != nullptr) {
       frame f;
       f.system_name = symbol;
@@ -166,7 +211,7 @@ struct symbolizer::impl {
   }
 
   static void add_dwarf_frames(Dwfl_Module* mod, Dwarf_Die* cu, std::uint64_t address,
-                               Dwarf_Addr bias, symbolized& out) {
+                               Dwarf_Addr bias, const char* symbol, symbolized& out) {
     Dwarf_Die* scopes = nullptr;
     int n = dwarf_getscopes(cu, address - bias, &scopes);
     if (n <= 0) {
@@ -199,7 +244,12 @@ struct symbolizer::impl {
       int tag = dwarf_tag(die);
       if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
       frame f;
-      name_of(die, f);
+      const bool mangled = name_of(die, f);
+      if (tag == DW_TAG_subprogram && !mangled && symbol != nullptr) {
+        // Not inlined: the ELF symbol is this function, with its full mangled name.
+        f.system_name = symbol;
+        f.function = demangle(symbol);
+      }
       f.file = file;
       f.line = line;
       f.start_line = decl_line(die);
