@@ -122,7 +122,8 @@ profile profile_builder::build(const resolver& lookup, const std::vector<stack::
     profile_.mappings.push_back(std::move(out));
   }
   for (std::size_t i = 0; i < profile_.locations.size(); ++i) {
-    if (location_module[i] != nullptr) profile_.locations[i].mapping_id = mapping_id[location_module[i]];
+    if (location_module[i] != nullptr)
+      profile_.locations[i].mapping_id = mapping_id[location_module[i]];
   }
   return std::move(profile_);
 }

@@ -536,16 +536,17 @@ profile resolve(raw_profile&& raw) {
     for (const auto& item : items) {
       std::uint64_t id = id_of(item);
       if (id == 0) fail(std::string(what) + " with id 0");
-      if (!ids.insert(id).second) fail(std::string("duplicate ") + what + " id " + std::to_string(id));
+      if (!ids.insert(id).second)
+        fail(std::string("duplicate ") + what + " id " + std::to_string(id));
     }
     return ids;
   };
-  auto mapping_ids =
-      check_ids(raw.mappings, [](const raw_mapping& m) { return m.m.id; }, "mapping");
-  auto function_ids =
-      check_ids(raw.functions, [](const raw_function& f) { return f.f.id; }, "function");
-  auto location_ids =
-      check_ids(raw.locations, [](const location& l) { return l.id; }, "location");
+  auto mapping_ids = check_ids(
+      raw.mappings, [](const raw_mapping& m) { return m.m.id; }, "mapping");
+  auto function_ids = check_ids(
+      raw.functions, [](const raw_function& f) { return f.f.id; }, "function");
+  auto location_ids = check_ids(
+      raw.locations, [](const location& l) { return l.id; }, "location");
 
   for (auto& m : raw.mappings) {
     m.m.filename = str(m.filename, "mapping filename");
@@ -577,7 +578,8 @@ profile resolve(raw_profile&& raw) {
            std::to_string(p.sample_types.size()) + " sample types");
     }
     for (std::uint64_t id : s.location_ids) {
-      if (!location_ids.contains(id)) fail("a sample refers to missing location " + std::to_string(id));
+      if (!location_ids.contains(id))
+        fail("a sample refers to missing location " + std::to_string(id));
     }
     sample out{std::move(s.location_ids), std::move(s.values), {}};
     for (const auto& l : s.labels) {
@@ -707,8 +709,8 @@ std::string encode(const profile& p) {
 std::string gzip(std::string_view data) {
   z_stream zs{};
   // windowBits 15 + 16: a gzip header and trailer rather than zlib's.
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                   Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
     throw std::runtime_error("zlib: cannot initialise deflate");
   }
   std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');
@@ -724,7 +726,6 @@ std::string gzip(std::string_view data) {
 }
 
 std::string encode_gzipped(const profile& p) { return gzip(encode(p)); }
-
 
 profile decode(std::string_view data, std::size_t max_bytes) {
   if (data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0x1f &&

@@ -18,14 +18,15 @@
 
 #include <cxxabi.h>
 #include <dwarf.h>
-#include <elfutils/libdw.h>
-#include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
 
 namespace leakless::pprof {
 namespace {
@@ -55,9 +56,9 @@ int find_local_debuginfo(Dwfl_Module* mod, void**, const char*, GElf_Addr, const
       hex.push_back(digits[bits[i] >> 4]);
       hex.push_back(digits[bits[i] & 15]);
     }
-    int fd = open_first({"/usr/lib/debug/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) +
-                         ".debug"},
-                        debuginfo_file_name);
+    int fd = open_first(
+        {"/usr/lib/debug/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug"},
+        debuginfo_file_name);
     if (fd >= 0) return fd;
   }
   if (debuglink_file != nullptr && file_name != nullptr) {
@@ -191,8 +192,8 @@ struct symbolizer::impl {
 
     GElf_Off offset = 0;
     GElf_Sym sym;
-    const char* symbol = dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr,
-                                              nullptr);
+    const char* symbol =
+        dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
     if (symbol != nullptr) out.symbol_offset = offset;
 
     Dwarf_Addr bias = 0;
@@ -260,7 +261,8 @@ struct symbolizer::impl {
       Dwarf_Word value = 0;
       file.clear();
       line = 0;
-      if (files != nullptr && dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &value) == 0 &&
+      if (files != nullptr &&
+          dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &value) == 0 &&
           value < file_count) {
         file = absolute(dwarf_filesrc(files, value, nullptr, nullptr), cu);
       }

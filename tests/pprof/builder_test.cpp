@@ -6,11 +6,11 @@
 // (name, file, start line), inline frames as several lines of one location, the main program as
 // mapping 1 whatever its address, has_* flags from what the symbols gave, and addresses outside
 // every module left without a mapping.
-#include <gtest/gtest.h>
+#include "pprof/builder.hpp"
 
 #include <map>
 
-#include "pprof/builder.hpp"
+#include <gtest/gtest.h>
 
 namespace leakless::pprof {
 namespace {
@@ -21,7 +21,10 @@ struct fixture {
       {0x5000, 0x6000, 0x1000, "/usr/bin/prog", "bb22", true},
   };
   std::map<std::uint64_t, symbolized> table{
-      {0x5100, {{{"inner()", "_Z5innerv", "/src/a.h", 7, 5}, {"outer()", "_Z5outerv", "/src/a.cpp", 20, 15}}, 0x10}},
+      {0x5100,
+       {{{"inner()", "_Z5innerv", "/src/a.h", 7, 5},
+         {"outer()", "_Z5outerv", "/src/a.cpp", 20, 15}},
+        0x10}},
       {0x5200, {{{"outer()", "_Z5outerv", "/src/a.cpp", 22, 15}}, 0x20}},
       {0x1100, {{{"foo", "foo", "", 0, 0}}, 0x4}},
   };

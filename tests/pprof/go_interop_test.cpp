@@ -7,13 +7,13 @@
 // write, and we read what Go writes. Go's cache and home go to a scratch directory; no network.
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "pprof/profile.hpp"
 
@@ -22,8 +22,10 @@ namespace {
 
 profile sample_profile() {
   profile p;
-  p.sample_types = {{"alloc_objects", "count"}, {"alloc_space", "bytes"},
-                    {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+  p.sample_types = {{"alloc_objects", "count"},
+                    {"alloc_space", "bytes"},
+                    {"inuse_objects", "count"},
+                    {"inuse_space", "bytes"}};
   p.period_type = {"space", "bytes"};
   p.period = 524288;
   p.time_nanos = 1'700'000'000'000'000'000;
@@ -59,13 +61,11 @@ std::vector<std::string> describe(const profile& p) {
 
 TEST(GoInterop, GoReadsOurProfilesAndWeReadGos) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() /
-                       ("leakless_go_interop_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("leakless_go_interop_" + std::to_string(::getpid()));
   fs::create_directories(dir / "home");
   const profile ours = sample_profile();
-  {
-    std::ofstream(dir / "ours.pb.gz", std::ios::binary) << encode_gzipped(ours);
-  }
+  { std::ofstream(dir / "ours.pb.gz", std::ios::binary) << encode_gzipped(ours); }
   const std::string home = (dir / "home").string();
   const std::string command = "cd '" + dir.string() + "' && HOME='" + home + "' GOCACHE='" + home +
                               "/cache' GOPROXY=off PPROF_TMPDIR='" + home +

@@ -6,12 +6,12 @@
 // each validation rule. Every prefix of a valid encoding and thousands of seeded random
 // corruptions are decoded to check that nothing but decode_error comes out (the sanitizer builds
 // turn any stray read into a failure).
-#include <gtest/gtest.h>
+#include "pprof/profile.hpp"
 
 #include <random>
 #include <string>
 
-#include "pprof/profile.hpp"
+#include <gtest/gtest.h>
 
 namespace leakless::pprof {
 namespace {
@@ -19,10 +19,9 @@ namespace {
 profile full_profile() {
   profile p;
   p.sample_types = {{"alloc_objects", "count"}, {"alloc_space", "bytes"}};
-  p.mappings = {{1, 0x400000, 0x500000, 0x1000, "/usr/bin/prog", "abcdef0123", true, true, true,
-                 true},
-                {2, 0x7f0000000000, 0x7f0000100000, 0, "/lib/libc.so.6", "", true, false, false,
-                 false}};
+  p.mappings = {
+      {1, 0x400000, 0x500000, 0x1000, "/usr/bin/prog", "abcdef0123", true, true, true, true},
+      {2, 0x7f0000000000, 0x7f0000100000, 0, "/lib/libc.so.6", "", true, false, false, false}};
   p.functions = {{1, "ns::grow(int)", "_ZN2ns4growEi", "/src/grow.cpp", 10},
                  {2, "main", "main", "/src/main.cpp", 3},
                  {3, "std::vector<int>::push_back(int const&)", "_ZNSt6vectorIiE9push_backERKi",
@@ -89,7 +88,9 @@ std::string varint(std::uint64_t v) {
   out.push_back(static_cast<char>(v));
   return out;
 }
-std::string key(int field, int type) { return varint(static_cast<std::uint64_t>(field << 3 | type)); }
+std::string key(int field, int type) {
+  return varint(static_cast<std::uint64_t>(field << 3 | type));
+}
 std::string bytes_field(int field, const std::string& data) {
   return key(field, 2) + varint(data.size()) + data;
 }
@@ -103,11 +104,11 @@ std::string strings(std::initializer_list<const char*> list) {
 TEST(PprofCodec, AcceptsUnpackedRepeatedFieldsAndSkipsUnknownOnes) {
   std::string data = strings({"", "objects", "count"});
   data += bytes_field(1, int_field(1, 1) + int_field(2, 2));  // sample_type objects/count
-  data += bytes_field(4, int_field(1, 7));                     // location 7
+  data += bytes_field(4, int_field(1, 7));                    // location 7
   // A sample with location_id and value written one per key (unpacked), plus unknown fields of
   // every wire type.
-  data += bytes_field(2, int_field(1, 7) + int_field(2, 42) + int_field(15, 9) +
-                             key(16, 1) + std::string(8, '\0') + key(17, 5) + std::string(4, '\0'));
+  data += bytes_field(2, int_field(1, 7) + int_field(2, 42) + int_field(15, 9) + key(16, 1) +
+                             std::string(8, '\0') + key(17, 5) + std::string(4, '\0'));
   data += int_field(99, 1);
   const profile p = decode(data);
   ASSERT_EQ(p.samples.size(), 1u);
@@ -127,8 +128,8 @@ void expect_error(const std::string& data, const std::string& fragment) {
 }
 
 TEST(PprofCodec, RejectsBrokenReferences) {
-  const std::string base = strings({"", "objects", "count"}) +
-                           bytes_field(1, int_field(1, 1) + int_field(2, 2));
+  const std::string base =
+      strings({"", "objects", "count"}) + bytes_field(1, int_field(1, 1) + int_field(2, 2));
   expect_error(base + bytes_field(1, int_field(1, 9)), "refers to string 9");
   expect_error(base + bytes_field(2, int_field(1, 5) + int_field(2, 1)), "missing location 5");
   expect_error(base + bytes_field(2, int_field(2, 1) + int_field(2, 2)), "2 values for 1");
@@ -172,7 +173,8 @@ TEST(PprofCodec, DecompressionIsBounded) {
     decode(bomb, 1u << 20);
     ADD_FAILURE() << "a 64 MiB expansion passed a 1 MiB bound";
   } catch (const decode_error& e) {
-    EXPECT_NE(std::string(e.what()).find("larger than 1048576 bytes"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("larger than 1048576 bytes"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(decode(encode(full_profile()), 16), decode_error);  // raw input is bounded too
 }

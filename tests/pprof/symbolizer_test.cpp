@@ -6,14 +6,14 @@
 // (innermost first) with the caller's frame at the line of the inlined call. Also checked: C
 // library symbols get a name without debug information, unknown addresses give no frames, and
 // results are cached. The test is compiled with -g whatever the preset (see CMakeLists.txt).
-#include <unistd.h>
+#include "pprof/symbolizer.hpp"
 
-#include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <string>
 
-#include "pprof/symbolizer.hpp"
+#include <gtest/gtest.h>
 
 namespace leakless::pprof {
 namespace {
@@ -46,7 +46,8 @@ namespace {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 TEST(Symbolizer, NamesFileAndLineOfACall) {
@@ -75,8 +76,8 @@ TEST(Symbolizer, InlinedCallsAreSeparateFramesInnermostFirst) {
   const symbolized& sym = s.lookup(address - 1);
   ASSERT_EQ(sym.frames.size(), 2u);
   // Inlined, and without a linkage name in GCC's DWARF (internal linkage): the qualified name.
-  EXPECT_EQ(sym.frames[0].function.rfind("leakless::pprof::(anonymous namespace)::inlined_helper", 0),
-            0u)
+  EXPECT_EQ(
+      sym.frames[0].function.rfind("leakless::pprof::(anonymous namespace)::inlined_helper", 0), 0u)
       << sym.frames[0].function;
   EXPECT_EQ(sym.frames[0].line, helper_line);
   EXPECT_EQ(sym.frames[1].function,

@@ -5,17 +5,17 @@
 // one `readelf -n` prints for that file; the C library and the vDSO are present; modules are
 // sorted and disjoint; find_module answers at the edges; and a library that is dlopen'ed appears
 // in the list and disappears after dlclose.
+#include "stack/modules.hpp"
+
 #include <dlfcn.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
-#include "stack/modules.hpp"
+#include <gtest/gtest.h>
 
 namespace leakless::stack {
 namespace {
@@ -109,7 +109,8 @@ TEST(Modules, DlopenedLibraryComesAndGoes) {
   ASSERT_NE(handle, nullptr) << dlerror();
   EXPECT_TRUE(has(LEAKLESS_TEST_LIBRARY));
   const std::vector<module> modules = loaded_modules();
-  const auto symbol = reinterpret_cast<std::uintptr_t>(dlsym(handle, "leakless_modules_test_function"));
+  const auto symbol =
+      reinterpret_cast<std::uintptr_t>(dlsym(handle, "leakless_modules_test_function"));
   ASSERT_NE(symbol, 0u);
   const module* m = find_module(modules, symbol);
   ASSERT_NE(m, nullptr);
