@@ -4,9 +4,10 @@
 # How it works: `bash cases.sh run NAME` runs case NAME in the current directory (an empty
 # directory that run_program.sh makes, at the same path for the plain and the preloaded run, so
 # that paths in the output are the same). run_program.sh starts it once plainly and once with
-# LD_PRELOAD=libleakless.so in the environment, so this script, every program it starts and
-# everything those start (compilers, linkers, git's helpers, a server) run preloaded; it then
-# compares stdout, stderr and the exit status of the two runs.
+# CASE_LD_PRELOAD=libleakless.so, which this script exports as LD_PRELOAD before the case starts:
+# every program the case runs and everything those start (compilers, linkers, git's helpers, a
+# server) run preloaded, this script's own bash does not. run_program.sh then compares stdout,
+# stderr and the exit status of the two runs.
 #
 # Each case writes only deterministic text: programs that print timings, pids or ports get options
 # that make their output deterministic, or the case prints only the deterministic parts of it (the
@@ -184,7 +185,7 @@ case_redis() {
   done
   echo "server answers PING"
   cli() { redis-cli -p "$port" "$@" </dev/null; }
-  timeout 60 redis-benchmark --csv -n 20000 -t set,get,lpush,lpop -p "$port" </dev/null >bench.csv
+  timeout 40 redis-benchmark --csv -n 20000 -t set,get,lpush,lpop -p "$port" </dev/null >bench.csv
   echo "benchmark tests completed:" $(tail -n +2 bench.csv | cut -d, -f1 | tr -d '"')
   echo "dbsize after benchmark: $(cli dbsize)"
   cli set known:key "value under preload"
@@ -311,6 +312,10 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   fi
   # -E: the ERR trap also fires inside the case function. It names the first failing step,
   # except when the status is the one the case is expected to end with.
+  if [[ -n "${CASE_LD_PRELOAD:-}" ]]; then
+    export LD_PRELOAD=$CASE_LD_PRELOAD
+    unset CASE_LD_PRELOAD
+  fi
   set -Eeo pipefail
   case_name=$2
   reported=

@@ -9,8 +9,10 @@
 #   1. plainly;
 #   2. with LD_PRELOAD=LIBRARY, LEAKLESS_SAMPLE_RATE=4096 (a sample every 4 KiB on average, so
 #      many allocations are sampled, their stacks taken and the sampled blocks freed) and
-#      LEAKLESS_HEAP_PROFILE=WORK_DIR/profiles/p. The whole process tree of the case is
-#      preloaded: the case's bash, the program and every process it starts.
+#      LEAKLESS_HEAP_PROFILE=WORK_DIR/profiles/p. cases.sh exports LD_PRELOAD (passed to it as
+#      CASE_LD_PRELOAD) before the case starts, so every program of the case and everything
+#      those start run preloaded, while the bash running cases.sh does not: each profile file
+#      then comes from a process the case started.
 # Then it checks that
 #   - the plain run ended with the case's expected status and its stdout holds what the case
 #     knows in advance (cases.sh: expect_<case>), so two runs failing alike cannot pass;
@@ -73,7 +75,7 @@ run_once() {
     LC_ALL=C TZ=UTC TERM=dumb CASE_DATA="$here/programs")
   if [[ "$mode" == preload ]]; then
     mkdir -p "$work/profiles"
-    environment+=(LD_PRELOAD="$library" LEAKLESS_SAMPLE_RATE="$SAMPLE_RATE"
+    environment+=(CASE_LD_PRELOAD="$library" LEAKLESS_SAMPLE_RATE="$SAMPLE_RATE"
       LEAKLESS_HEAP_PROFILE="$work/profiles/p")
   fi
   rm -rf "$run_dir"
