@@ -20,12 +20,18 @@
 #include <gtest/gtest.h>
 
 #include "heap/config.hpp"
+#include "heap/lifecycle.hpp"
 #include "heap/live_table.hpp"
 #include "heap/sampler.hpp"
 #include "heap/stack_buckets.hpp"
 
 namespace leakless::heap {
 namespace {
+
+// The profiler reads its environment on its first sample; do it now, so that it cannot override
+// the rates the tests below set (each test may run alone, in its own process).
+const bool g_configured = (ensure_configured(), true);
+
 
 // ---- live_table ---------------------------------------------------------------------------------
 
