@@ -35,7 +35,7 @@ name=$1
 library=$2
 work=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-readonly RUN_TIMEOUT=50
+readonly RUN_TIMEOUT=80
 readonly SAMPLE_RATE=4096
 readonly SYSTEM_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
