@@ -317,7 +317,7 @@ int main() {
   std::vector<long> values(1000);
   std::iota(values.begin(), values.end(), 1L);
   std::ranges::sort(values, std::greater<>{});
-  std::cout << "sum 1..1000: " << std::accumulate(values.begin(), values.end(), 0L)
-            << ", first " << values.front() << "\n";
+  std::cout << "sum 1..1000: " << std::accumulate(values.begin(), values.end(), 0L) << ", first "
+            << values.front() << "\n";
   return 0;
 }
