@@ -22,6 +22,7 @@
 # The case runs with `set -e`: a failing step ends it with that step's status, reported on stderr
 # by the ERR trap. Sourcing this file (as run_program.sh does) only defines the tables.
 
+# shellcheck disable=SC2034  # the tables are read by run_program.sh, which sources this file
 declare -A REQUIRES EXPECTED_STATUS
 
 # --- 1. python3: dicts, lists, JSON, sorting 200k items, a class hierarchy -----------------------
@@ -160,7 +161,7 @@ expect_node() {
 # port, the server's log and its pid never reach stdout. After the benchmark, redis-cli checks the
 # key count, sets and reads known keys and a list, then shuts the server down without saving, and
 # the server's exit status is printed.
-REQUIRES[redis]="redis-server redis-benchmark redis-cli python3"
+REQUIRES[redis]="redis-server redis-benchmark redis-cli python3 paste"
 case_redis() {
   local port server
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -187,7 +188,7 @@ case_redis() {
   echo "server answers PING"
   cli() { redis-cli -p "$port" "$@" </dev/null; }
   timeout 40 redis-benchmark --csv -n 20000 -t set,get,lpush,lpop -p "$port" </dev/null >bench.csv
-  echo "benchmark tests completed:" $(tail -n +2 bench.csv | cut -d, -f1 | tr -d '"')
+  echo "benchmark tests completed: $(tail -n +2 bench.csv | cut -d, -f1 | tr -d '"' | paste -sd ' ')"
   echo "dbsize after benchmark: $(cli dbsize)"
   cli set known:key "value under preload"
   cli get known:key

@@ -44,7 +44,7 @@ fail() {
   exit 1
 }
 
-# shellcheck source=cases.sh
+# shellcheck source=SCRIPTDIR/cases.sh
 source "$here/cases.sh"
 declare -F "case_$name" >/dev/null || fail "cases.sh has no case named '$name'"
 [[ -f "$library" ]] || fail "the preload library $library does not exist (build target leakless)"
