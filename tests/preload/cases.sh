@@ -163,7 +163,7 @@ expect_node() {
 # the server's exit status is printed.
 REQUIRES[redis]="redis-server redis-benchmark redis-cli python3 paste"
 case_redis() {
-  local port server
+  local port server status=0
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   redis-server --save '' --appendonly no --port "$port" --bind 127.0.0.1 --daemonize no \
     --dir "$PWD" --logfile "$PWD/redis.log" </dev/null &
@@ -198,7 +198,7 @@ case_redis() {
   cli incr known:counter
   cli info keyspace | tr -d '\r' | grep '^db0:'
   cli shutdown nosave
-  local status=0
+  status=0
   wait "$server" || status=$?
   trap - EXIT
   echo "redis-server exit status: $status"
@@ -311,16 +311,20 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     echo "cases.sh: no case named $2" >&2
     exit 2
   fi
-  # -E: the ERR trap also fires inside the case function. It names the first failing step,
-  # except when the status is the one the case is expected to end with.
   if [[ -n "${CASE_LD_PRELOAD:-}" ]]; then
     export LD_PRELOAD=$CASE_LD_PRELOAD
     unset CASE_LD_PRELOAD
   fi
+  # -E: the ERR trap also fires inside the case function. It names the first failing step,
+  # except when the status is the one the case is expected to end with.
   set -Eeo pipefail
   case_name=$2
-  reported=
-  trap 'status=$?; if [[ -z $reported && $status != "${EXPECTED_STATUS[$case_name]:-0}" ]]; then
-          reported=1; echo "cases.sh: step failed with status $status: $BASH_COMMAND" >&2; fi' ERR
+  err_reported=
+  err_status=0
+  trap 'err_status=$?
+        if [[ -z $err_reported && $err_status != "${EXPECTED_STATUS[$case_name]:-0}" ]]; then
+          err_reported=1
+          echo "cases.sh: step failed with status $err_status: $BASH_COMMAND" >&2
+        fi' ERR
   "case_$case_name"
 fi
