@@ -286,6 +286,17 @@ expect_tar_gzip() {
   expect_line "$1" "124"
 }
 
+# --- the driver's own check: output that depends on the preload must be caught -----------------
+# Not a program under test: CTest's preload.driver_detects_difference runs this case and passes
+# only if run_program.sh reports that stdout differs.
+REQUIRES[driver_check]="printenv"
+case_driver_check() {
+  if printenv LD_PRELOAD >/dev/null; then echo "LD_PRELOAD is set"; else echo "LD_PRELOAD is not set"; fi
+}
+expect_driver_check() {
+  expect_line "$1" "LD_PRELOAD is not set"
+}
+
 # --- helpers for the expect_ functions: each miss is reported and counted in EXPECT_MISSES -------
 EXPECT_MISSES=0
 expect_line() {
