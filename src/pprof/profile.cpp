@@ -191,6 +191,11 @@ class wire_reader {
     return read_varint();
   }
 
+  // A signed integer or string-table index.
+  std::int64_t integer(wire_type type, const char* name) {
+    return static_cast<std::int64_t>(scalar(type, name));
+  }
+
   // A repeated integer, packed (length-delimited) or one value per key.
   template <class Int>
   void repeated(wire_type type, std::vector<Int>& out, const char* name) {
@@ -252,247 +257,236 @@ struct raw_profile {
   profile p;  // the scalar fields
 };
 
-raw_value_type decode_value_type(std::string_view data) {
-  raw_value_type vt;
+// Calls on_field(reader, number, type) for each field of the message; a field it does not take
+// (it returns false) is skipped by its wire type.
+template <class OnField>
+void read_fields(std::string_view data, OnField&& on_field) {
   wire_reader r(data);
   int number;
   wire_type type;
   while (r.next(number, type)) {
-    if (number == field::value_type::type) {
-      vt.type = static_cast<std::int64_t>(r.scalar(type, "ValueType.type"));
-    } else if (number == field::value_type::unit) {
-      vt.unit = static_cast<std::int64_t>(r.scalar(type, "ValueType.unit"));
-    } else {
-      r.skip(type);
-    }
+    if (!on_field(r, number, type)) r.skip(type);
   }
+}
+
+raw_value_type decode_value_type(std::string_view data) {
+  raw_value_type vt;
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
+    if (number == field::value_type::type) {
+      vt.type = r.integer(type, "ValueType.type");
+    } else if (number == field::value_type::unit) {
+      vt.unit = r.integer(type, "ValueType.unit");
+    } else {
+      return false;
+    }
+    return true;
+  });
   return vt;
 }
 
 raw_label decode_label(std::string_view data) {
   raw_label l;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     switch (number) {
       case field::label::key:
-        l.key = static_cast<std::int64_t>(r.scalar(type, "Label.key"));
-        break;
+        l.key = r.integer(type, "Label.key");
+        return true;
       case field::label::str:
-        l.str = static_cast<std::int64_t>(r.scalar(type, "Label.str"));
-        break;
+        l.str = r.integer(type, "Label.str");
+        return true;
       case field::label::num:
-        l.num = static_cast<std::int64_t>(r.scalar(type, "Label.num"));
-        break;
+        l.num = r.integer(type, "Label.num");
+        return true;
       case field::label::num_unit:
-        l.num_unit = static_cast<std::int64_t>(r.scalar(type, "Label.num_unit"));
-        break;
+        l.num_unit = r.integer(type, "Label.num_unit");
+        return true;
       default:
-        r.skip(type);
+        return false;
     }
-  }
+  });
   return l;
 }
 
 raw_sample decode_sample(std::string_view data) {
   raw_sample s;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     switch (number) {
       case field::sample::location_id:
         r.repeated(type, s.location_ids, "Sample.location_id");
-        break;
+        return true;
       case field::sample::value:
         r.repeated(type, s.values, "Sample.value");
-        break;
+        return true;
       case field::sample::label:
         s.labels.push_back(decode_label(r.message(type, "Sample.label")));
-        break;
+        return true;
       default:
-        r.skip(type);
+        return false;
     }
-  }
+  });
   return s;
 }
 
 raw_mapping decode_mapping(std::string_view data) {
   raw_mapping m;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     auto value = [&](const char* name) { return r.scalar(type, name); };
     switch (number) {
       case field::mapping::id:
         m.m.id = value("Mapping.id");
-        break;
+        return true;
       case field::mapping::memory_start:
         m.m.memory_start = value("Mapping.memory_start");
-        break;
+        return true;
       case field::mapping::memory_limit:
         m.m.memory_limit = value("Mapping.memory_limit");
-        break;
+        return true;
       case field::mapping::file_offset:
         m.m.file_offset = value("Mapping.file_offset");
-        break;
+        return true;
       case field::mapping::filename:
         m.filename = static_cast<std::int64_t>(value("Mapping.filename"));
-        break;
+        return true;
       case field::mapping::build_id:
         m.build_id = static_cast<std::int64_t>(value("Mapping.build_id"));
-        break;
+        return true;
       case field::mapping::has_functions:
         m.m.has_functions = value("Mapping.has_functions") != 0;
-        break;
+        return true;
       case field::mapping::has_filenames:
         m.m.has_filenames = value("Mapping.has_filenames") != 0;
-        break;
+        return true;
       case field::mapping::has_line_numbers:
         m.m.has_line_numbers = value("Mapping.has_line_numbers") != 0;
-        break;
+        return true;
       case field::mapping::has_inline_frames:
         m.m.has_inline_frames = value("Mapping.has_inline_frames") != 0;
-        break;
+        return true;
       default:
-        r.skip(type);
+        return false;
     }
-  }
+  });
   return m;
 }
 
 struct line decode_line(std::string_view data) {
   struct line l;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     if (number == field::line::function_id) {
       l.function_id = r.scalar(type, "Line.function_id");
     } else if (number == field::line::line) {
-      l.line = static_cast<std::int64_t>(r.scalar(type, "Line.line"));
+      l.line = r.integer(type, "Line.line");
     } else {
-      r.skip(type);
+      return false;
     }
-  }
+    return true;
+  });
   return l;
 }
 
 location decode_location(std::string_view data) {
   location loc;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     switch (number) {
       case field::location::id:
         loc.id = r.scalar(type, "Location.id");
-        break;
+        return true;
       case field::location::mapping_id:
         loc.mapping_id = r.scalar(type, "Location.mapping_id");
-        break;
+        return true;
       case field::location::address:
         loc.address = r.scalar(type, "Location.address");
-        break;
+        return true;
       case field::location::line:
         loc.lines.push_back(decode_line(r.message(type, "Location.line")));
-        break;
+        return true;
       case field::location::is_folded:
         loc.is_folded = r.scalar(type, "Location.is_folded") != 0;
-        break;
+        return true;
       default:
-        r.skip(type);
+        return false;
     }
-  }
+  });
   return loc;
 }
 
 raw_function decode_function(std::string_view data) {
   raw_function f;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     switch (number) {
       case field::function::id:
         f.f.id = r.scalar(type, "Function.id");
-        break;
+        return true;
       case field::function::name:
-        f.name = static_cast<std::int64_t>(r.scalar(type, "Function.name"));
-        break;
+        f.name = r.integer(type, "Function.name");
+        return true;
       case field::function::system_name:
-        f.system_name = static_cast<std::int64_t>(r.scalar(type, "Function.system_name"));
-        break;
+        f.system_name = r.integer(type, "Function.system_name");
+        return true;
       case field::function::filename:
-        f.filename = static_cast<std::int64_t>(r.scalar(type, "Function.filename"));
-        break;
+        f.filename = r.integer(type, "Function.filename");
+        return true;
       case field::function::start_line:
-        f.f.start_line = static_cast<std::int64_t>(r.scalar(type, "Function.start_line"));
-        break;
+        f.f.start_line = r.integer(type, "Function.start_line");
+        return true;
       default:
-        r.skip(type);
+        return false;
     }
-  }
+  });
   return f;
 }
 
 raw_profile decode_raw(std::string_view data) {
   raw_profile raw;
-  wire_reader r(data);
-  int number;
-  wire_type type;
-  while (r.next(number, type)) {
+  read_fields(data, [&](wire_reader& r, int number, wire_type type) {
     namespace f = field::profile;
-    auto scalar = [&](const char* name) { return static_cast<std::int64_t>(r.scalar(type, name)); };
     switch (number) {
       case f::sample_type:
         raw.sample_types.push_back(decode_value_type(r.message(type, "Profile.sample_type")));
-        break;
+        return true;
       case f::sample:
         raw.samples.push_back(decode_sample(r.message(type, "Profile.sample")));
-        break;
+        return true;
       case f::mapping:
         raw.mappings.push_back(decode_mapping(r.message(type, "Profile.mapping")));
-        break;
+        return true;
       case f::location:
         raw.locations.push_back(decode_location(r.message(type, "Profile.location")));
-        break;
+        return true;
       case f::function:
         raw.functions.push_back(decode_function(r.message(type, "Profile.function")));
-        break;
+        return true;
       case f::string_table:
         raw.strings.push_back(r.message(type, "Profile.string_table"));
-        break;
+        return true;
       case f::drop_frames:
-        raw.drop_frames = scalar("Profile.drop_frames");
-        break;
+        raw.drop_frames = r.integer(type, "Profile.drop_frames");
+        return true;
       case f::keep_frames:
-        raw.keep_frames = scalar("Profile.keep_frames");
-        break;
+        raw.keep_frames = r.integer(type, "Profile.keep_frames");
+        return true;
       case f::time_nanos:
-        raw.p.time_nanos = scalar("Profile.time_nanos");
-        break;
+        raw.p.time_nanos = r.integer(type, "Profile.time_nanos");
+        return true;
       case f::duration_nanos:
-        raw.p.duration_nanos = scalar("Profile.duration_nanos");
-        break;
+        raw.p.duration_nanos = r.integer(type, "Profile.duration_nanos");
+        return true;
       case f::period_type:
         raw.period_type = decode_value_type(r.message(type, "Profile.period_type"));
-        break;
+        return true;
       case f::period:
-        raw.p.period = scalar("Profile.period");
-        break;
+        raw.p.period = r.integer(type, "Profile.period");
+        return true;
       case f::comment:
         r.repeated(type, raw.comments, "Profile.comment");
-        break;
+        return true;
       case f::default_sample_type:
-        raw.default_sample_type = scalar("Profile.default_sample_type");
-        break;
+        raw.default_sample_type = r.integer(type, "Profile.default_sample_type");
+        return true;
       default:
-        r.skip(type);
+        return false;
     }
-  }
+  });
   return raw;
 }
 
