@@ -21,9 +21,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <vector>
 
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -161,10 +163,79 @@ std::int64_t decl_line(Dwarf_Die* die) {
 
 }  // namespace
 
+// A module's function symbols sorted by address. libdwfl's own address-to-symbol lookup scans the
+// whole symbol table on every call, which costs seconds for a large program (cc1plus); this table
+// is built once per module and searched by bisection.
+class symbol_table {
+ public:
+  explicit symbol_table(Dwfl_Module* mod) {
+    const int count = dwfl_module_getsymtab(mod);
+    for (int i = 1; i < count; ++i) {
+      GElf_Sym sym;
+      GElf_Addr address = 0;
+      const char* name = dwfl_module_getsym_info(mod, i, &sym, &address, nullptr, nullptr, nullptr);
+      const int type = GELF_ST_TYPE(sym.st_info);
+      if (name == nullptr || name[0] == '\0' || sym.st_shndx == SHN_UNDEF ||
+          (type != STT_FUNC && type != STT_GNU_IFUNC)) {
+        continue;
+      }
+      // Of aliases at one address, prefer a global name, then a weak one, then a local one.
+      const int binding = GELF_ST_BIND(sym.st_info);
+      const int rank = binding == STB_GLOBAL ? 0 : binding == STB_WEAK ? 1 : 2;
+      entries_.push_back({address, sym.st_size, rank, name});
+    }
+    std::sort(entries_.begin(), entries_.end(), [](const entry& a, const entry& b) {
+      return a.start != b.start ? a.start < b.start : a.rank < b.rank;
+    });
+  }
+
+  // The symbol containing `address` (or, for symbols without a size, the nearest one below it)
+  // and `address`'s offset in it; nullptr when there is none.
+  const char* find(std::uint64_t address, std::uint64_t* offset) const {
+    auto it = std::upper_bound(entries_.begin(), entries_.end(), address,
+                               [](std::uint64_t a, const entry& e) { return a < e.start; });
+    const entry* unsized = nullptr;
+    // Look back over a few candidates: symbols may nest (a sized one may start below a smaller
+    // one).
+    for (int steps = 0; it != entries_.begin() && steps < 16; ++steps) {
+      --it;
+      if (it->size == 0) {
+        if (unsized == nullptr) unsized = &*it;
+        continue;
+      }
+      if (address < it->start + it->size) {
+        // The best-ranked alias of this start address.
+        while (it != entries_.begin() && std::prev(it)->start == it->start) --it;
+        *offset = address - it->start;
+        return it->name;
+      }
+    }
+    if (unsized == nullptr) return nullptr;
+    *offset = address - unsized->start;
+    return unsized->name;
+  }
+
+ private:
+  struct entry {
+    std::uint64_t start;
+    std::uint64_t size;
+    int rank;
+    const char* name;  // owned by libelf, valid while the Dwfl session lives
+  };
+  std::vector<entry> entries_;
+};
+
 struct symbolizer::impl {
   Dwfl_Callbacks callbacks{};
   Dwfl* dwfl = nullptr;
   std::unordered_map<std::uint64_t, symbolized> cache;
+  std::unordered_map<Dwfl_Module*, symbol_table> symbol_tables;
+
+  const char* elf_symbol(Dwfl_Module* mod, std::uint64_t address, std::uint64_t* offset) {
+    auto it = symbol_tables.find(mod);
+    if (it == symbol_tables.end()) it = symbol_tables.emplace(mod, symbol_table(mod)).first;
+    return it->second.find(address, offset);
+  }
 
   impl() {
     callbacks.find_elf = dwfl_linux_proc_find_elf;
@@ -190,10 +261,8 @@ struct symbolizer::impl {
     Dwfl_Module* mod = dwfl_addrmodule(dwfl, address);
     if (mod == nullptr) return out;
 
-    GElf_Off offset = 0;
-    GElf_Sym sym;
-    const char* symbol =
-        dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
+    std::uint64_t offset = 0;
+    const char* symbol = elf_symbol(mod, address, &offset);
     if (symbol != nullptr) out.symbol_offset = offset;
 
     Dwarf_Addr bias = 0;
