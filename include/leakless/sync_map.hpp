@@ -18,19 +18,21 @@
 // instead of being copied; an expunged entry must be un-expunged and put back into dirty_ under
 // the mutex before it can take a value again, which keeps dirty_ a superset of the live keys.
 //
-// An entry's value is a std::atomic<std::shared_ptr<const V>>: empty = deleted, expunged = a
+// An entry's value is an atomic shared_ptr<const V> slot: empty = deleted, expunged = a
 // shared_ptr with a null pointer but a (static, never used) control block, anything else = the
 // value. Values are immutable once published; store() publishes a new one.
 //
-// Reclamation. Everything a lock-free reader can reach is held by std::shared_ptr: the snapshot
-// (std::atomic<std::shared_ptr<const read_only>>), the map inside it, its entries and their
-// values. A reader takes its own reference with an atomic load, so a snapshot replaced by a
-// promotion, an entry dropped from the maps or a value overwritten by store() is freed when the
-// last thread that loaded it lets go — no epochs or hazard pointers, at the price of reference
-// count traffic. (libstdc++'s atomic<shared_ptr> guards the count increment with a lock bit in
-// its own pointer word for a few instructions; it is not a mutex and never waits on the map's.)
+// Reclamation. Everything a reader without the mutex can reach is held by std::shared_ptr: the
+// snapshot, the map inside it, its entries and their values. A reader takes its own reference
+// with an atomic load, so a snapshot replaced by a promotion, an entry dropped from the maps or
+// a value overwritten by store() is freed when the last thread that loaded it lets go: no
+// epochs, no hazard pointers, no deferred garbage, at the price of reference-count traffic.
+// The atomic slot (sync_map_detail::shared_slot) is a few-instruction spin lock around the
+// shared_ptr copy, the same design as libstdc++'s std::atomic<std::shared_ptr> (see there for
+// why we do not use that one); it is never held while waiting for anything else, and the map's
+// mutex is never taken by a load of a key in the snapshot.
 //
-// Costs: load = two atomic shared_ptr loads and a hash lookup; store of an existing read key =
+// Costs: load = two shared_ptr slot loads and a hash lookup; store of an existing read key =
 // one compare-and-swap; a store of a new key takes the mutex and, the first time after a
 // promotion, copies the snapshot's keys (amortised over the misses that caused the promotion).
 // size() is O(1) from a counter (exact whenever no writer is running). Not copyable or movable.
@@ -42,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -49,6 +52,77 @@
 #include "leakless/hash.hpp"
 
 namespace leakless {
+
+namespace sync_map_detail {
+
+// A std::shared_ptr that many threads may load, store, exchange and compare-and-swap: a one-word
+// spin lock around a plain shared_ptr, held only to copy or swap it (one reference-count update),
+// never while allocating or running user code (replaced values die after the unlock).
+// This is what libstdc++ does inside std::atomic<std::shared_ptr>, but GCC 12's load() releases
+// its lock bit with relaxed ordering, so its read of the stored pointer is not ordered before the
+// next writer's store (a data race by the standard's rules; ThreadSanitizer reports it). The
+// lock is acquired with acquire and released with release ordering here, which also publishes
+// the pointee to every later loader.
+template <class T>
+class shared_slot {
+ public:
+  explicit shared_slot(std::shared_ptr<T> p = {}) noexcept : p_(std::move(p)) {}
+  shared_slot(const shared_slot&) = delete;
+  shared_slot& operator=(const shared_slot&) = delete;
+
+  std::shared_ptr<T> load() const noexcept {
+    const guard g(locked_);
+    return p_;
+  }
+  void store(std::shared_ptr<T> p) noexcept {
+    const guard g(locked_);
+    p_.swap(p);
+  }  // the old value (now in p) is released here, after the unlock
+  std::shared_ptr<T> exchange(std::shared_ptr<T> p) noexcept {
+    {
+      const guard g(locked_);
+      p_.swap(p);
+    }
+    return p;
+  }
+  // If the slot holds expected (same pointer, same owner) it takes desired and returns true;
+  // otherwise expected receives the current value and the result is false.
+  bool compare_exchange(std::shared_ptr<T>& expected, std::shared_ptr<T> desired) noexcept {
+    std::shared_ptr<T> old;  // declared before the guard: destroyed after the unlock
+    const guard g(locked_);
+    if (p_ == expected && !p_.owner_before(expected) && !expected.owner_before(p_)) {
+      old = std::move(p_);
+      p_ = std::move(desired);
+      return true;
+    }
+    old = std::move(expected);
+    expected = p_;
+    return false;
+  }
+
+ private:
+  class guard {
+   public:
+    explicit guard(std::atomic<bool>& lock) noexcept : lock_(lock) {
+      while (lock_.exchange(true, std::memory_order_acquire)) {
+        for (int spins = 0; lock_.load(std::memory_order_relaxed); ++spins) {
+          if (spins >= 64) std::this_thread::yield();  // the holder was preempted
+        }
+      }
+    }
+    ~guard() { lock_.store(false, std::memory_order_release); }
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+
+   private:
+    std::atomic<bool>& lock_;
+  };
+
+  mutable std::atomic<bool> locked_{false};
+  std::shared_ptr<T> p_;
+};
+
+}  // namespace sync_map_detail
 
 template <class K, class V, class Hash = leakless::hash<K>, class KeyEqual = std::equal_to<K>>
 class sync_map {
@@ -71,13 +145,13 @@ class sync_map {
   // Sets the value for key.
   void store(K key, V value) {
     value_ptr fresh = std::make_shared<const V>(std::move(value));
-    read_ptr read = read_.load(std::memory_order_acquire);
+    read_ptr read = read_.load();
     if (const entry_ptr* e = find(*read, key); e != nullptr && (*e)->try_store(fresh, count_)) {
       return;
     }
 
     std::lock_guard<std::mutex> lock(mu_);
-    read = read_.load(std::memory_order_acquire);
+    read = read_.load();
     if (const entry_ptr* e = find(*read, key)) {
       unexpunge_locked(std::move(key), *e);
       (*e)->store_locked(std::move(fresh), count_);
@@ -93,14 +167,14 @@ class sync_map {
   std::pair<V, bool> load_or_store(K key, V value) {
     value_ptr fresh;  // made from value at most once, on the first attempt to store it
     value_ptr actual;
-    read_ptr read = read_.load(std::memory_order_acquire);
+    read_ptr read = read_.load();
     if (const entry_ptr* e = find(*read, key)) {
       const outcome got = (*e)->try_load_or_store(fresh, value, actual, count_);
       if (got != outcome::expunged) return {*actual, got == outcome::loaded};
     }
 
     std::lock_guard<std::mutex> lock(mu_);
-    read = read_.load(std::memory_order_acquire);
+    read = read_.load();
     if (const entry_ptr* e = find(*read, key)) {
       unexpunge_locked(std::move(key), *e);
       const outcome got = (*e)->try_load_or_store(fresh, value, actual, count_);
@@ -132,13 +206,13 @@ class sync_map {
   // f runs, so f may call this map. The first range after new keys were added promotes them.
   template <class F>
   void range(F&& f) {
-    read_ptr read = read_.load(std::memory_order_acquire);
+    read_ptr read = read_.load();
     if (read->amended) {
       std::lock_guard<std::mutex> lock(mu_);
-      read = read_.load(std::memory_order_acquire);
+      read = read_.load();
       if (read->amended) {
         promote_locked();
-        read = read_.load(std::memory_order_acquire);
+        read = read_.load();
       }
     }
     for (const auto& [key, e] : *read->map) {
@@ -179,18 +253,17 @@ class sync_map {
     explicit entry(value_ptr value) : p_(std::move(value)) {}
 
     value_ptr load() const {
-      value_ptr p = p_.load(std::memory_order_acquire);
+      value_ptr p = p_.load();
       return p ? p : value_ptr{};  // nil and expunged both read as absent
     }
 
     // Stores unless expunged (then the caller must take the mutex).
     bool try_store(const value_ptr& value, counter& count) {
-      value_ptr p = p_.load(std::memory_order_acquire);
+      value_ptr p = p_.load();
       for (;;) {
         if (is_expunged(p)) return false;
         const bool was_nil = !p;
-        if (p_.compare_exchange_weak(p, value, std::memory_order_acq_rel,
-                                     std::memory_order_acquire)) {
+        if (p_.compare_exchange(p, value)) {
           if (was_nil) count.fetch_add(1, std::memory_order_relaxed);
           return true;
         }
@@ -199,23 +272,23 @@ class sync_map {
 
     // Only mutex holders move an entry into or out of the expunged state, so under the mutex
     // this answer stays true until the holder changes it.
-    bool expunged_locked() const { return is_expunged(p_.load(std::memory_order_acquire)); }
+    bool expunged_locked() const { return is_expunged(p_.load()); }
 
     // Expunged -> nil (the caller holds the mutex and has checked expunged_locked()).
     void unexpunge_locked() {
       value_ptr expected = expunged();
-      p_.compare_exchange_strong(expected, value_ptr{}, std::memory_order_acq_rel);
+      p_.compare_exchange(expected, value_ptr{});
     }
 
     // Only for entries known not to be expunged.
     void store_locked(value_ptr value, counter& count) {
-      const value_ptr old = p_.exchange(std::move(value), std::memory_order_acq_rel);
+      const value_ptr old = p_.exchange(std::move(value));
       if (!old) count.fetch_add(1, std::memory_order_relaxed);
     }
 
     // Go's tryLoadOrStore. fresh is built from value on first need and reused on retries.
     outcome try_load_or_store(value_ptr& fresh, V& value, value_ptr& actual, counter& count) {
-      value_ptr p = p_.load(std::memory_order_acquire);
+      value_ptr p = p_.load();
       if (is_expunged(p)) return outcome::expunged;
       if (p) {
         actual = std::move(p);
@@ -224,8 +297,7 @@ class sync_map {
       if (!fresh) fresh = std::make_shared<const V>(std::move(value));
       for (;;) {
         value_ptr expected;  // nil
-        if (p_.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
+        if (p_.compare_exchange(expected, fresh)) {
           count.fetch_add(1, std::memory_order_relaxed);
           actual = fresh;
           return outcome::stored;
@@ -240,12 +312,11 @@ class sync_map {
 
     // Value -> nil; returns the removed value (null if there was none).
     value_ptr remove(counter& count) {
-      value_ptr p = p_.load(std::memory_order_acquire);
+      value_ptr p = p_.load();
       for (;;) {
         if (!p) return {};  // nil or expunged
         value_ptr removed = p;
-        if (p_.compare_exchange_weak(p, value_ptr{}, std::memory_order_acq_rel,
-                                     std::memory_order_acquire)) {
+        if (p_.compare_exchange(p, value_ptr{})) {
           count.fetch_sub(1, std::memory_order_relaxed);
           return removed;
         }
@@ -254,10 +325,9 @@ class sync_map {
 
     // Nil -> expunged; true if the entry is (now) expunged.
     bool try_expunge_locked() {
-      value_ptr p = p_.load(std::memory_order_acquire);
+      value_ptr p = p_.load();
       while (!p && !is_expunged(p)) {
-        if (p_.compare_exchange_strong(p, expunged(), std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
+        if (p_.compare_exchange(p, expunged())) {
           return true;
         }
       }
@@ -265,7 +335,7 @@ class sync_map {
     }
 
    private:
-    std::atomic<value_ptr> p_;
+    sync_map_detail::shared_slot<const V> p_;
   };
 
   using entry_ptr = std::shared_ptr<entry>;
@@ -306,12 +376,12 @@ class sync_map {
   }
 
   value_ptr load_ptr(const K& key) const {
-    read_ptr read = read_.load(std::memory_order_acquire);
+    read_ptr read = read_.load();
     const entry_ptr* e = find(*read, key);
     entry_ptr hold;  // keeps a dirty-only entry alive after the mutex is released
     if (e == nullptr && read->amended) {
       std::lock_guard<std::mutex> lock(mu_);
-      read = read_.load(std::memory_order_acquire);
+      read = read_.load();
       e = find(*read, key);
       if (e == nullptr && read->amended) {
         if (const auto it = dirty_->find(key); it != dirty_->end()) {
@@ -325,12 +395,12 @@ class sync_map {
   }
 
   value_ptr take(const K& key) {
-    read_ptr read = read_.load(std::memory_order_acquire);
+    read_ptr read = read_.load();
     const entry_ptr* e = find(*read, key);
     entry_ptr hold;
     if (e == nullptr && read->amended) {
       std::lock_guard<std::mutex> lock(mu_);
-      read = read_.load(std::memory_order_acquire);
+      read = read_.load();
       e = find(*read, key);
       if (e == nullptr && read->amended) {
         if (const auto it = dirty_->find(key); it != dirty_->end()) {
@@ -349,7 +419,7 @@ class sync_map {
     auto e = std::make_shared<entry>(std::move(value));
     if (!read.amended) {
       dirty_locked(read);
-      read_.store(make_read(read.map, true), std::memory_order_release);
+      read_.store(make_read(read.map, true));
     }
     dirty_->insert_or_assign(std::move(key), std::move(e));
     count_.fetch_add(1, std::memory_order_relaxed);
@@ -367,7 +437,7 @@ class sync_map {
     auto r = std::make_shared<read_only>();
     r->map = std::make_shared<const map_type>(std::move(*dirty_));
     r->amended = false;
-    read_.store(std::move(r), std::memory_order_release);
+    read_.store(std::move(r));
     dirty_.reset();
     misses_ = 0;
   }
@@ -385,7 +455,7 @@ class sync_map {
     dirty_ = std::move(d);
   }
 
-  mutable std::atomic<read_ptr> read_;
+  mutable sync_map_detail::shared_slot<const read_only> read_;
   mutable std::mutex mu_;
   mutable std::unique_ptr<map_type> dirty_;  // null = Go's nil dirty map
   mutable std::size_t misses_ = 0;
