@@ -130,7 +130,9 @@ class sync_map {
   using key_type = K;
   using mapped_type = V;
 
-  sync_map() : read_(make_read(std::make_shared<const map_type>(), false)) {}
+  sync_map() : read_(make_read(std::make_shared<const map_type>(), false)) {
+    (void)expunged();  // allocate the marker here, not on first use inside a noexcept test
+  }
   sync_map(const sync_map&) = delete;
   sync_map& operator=(const sync_map&) = delete;
   ~sync_map() = default;
