@@ -26,9 +26,14 @@
 // protected overflow demotes its least recent entries back to probation. The sketch is a 4-bit
 // count-min sketch, 4 rows in one table of 64-bit words (16 counters each, one word per entry of
 // capacity): every hit and every write counts the key, and after 10 counts per entry of capacity
-// all counters are halved, so that the sketch forgets old popularity. (The doorkeeper and the
-// adaptive window size of Caffeine are not implemented.) eviction::lru keeps a single LRU list.
-// When both bounds are set the regions are sized in entries; otherwise in the bound that is set.
+// all counters are halved, so that the sketch forgets old popularity (Caffeine's optional
+// doorkeeper is not implemented). The window's size adapts by hill climbing, as in Caffeine:
+// after each sample of 10 requests per entry of capacity, it keeps moving in the direction that
+// raised the hit ratio and turns back when the ratio fell (it holds still when the ratio did not
+// change at all, where Caffeine keeps going), so a workload where recency matters
+// more than frequency gets a large window (cache_options::adaptive_window = false keeps it at 1%).
+// eviction::lru keeps a single LRU list. When both bounds are set the regions are sized in entries;
+// otherwise in the bound that is set.
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
 // key and value own; 0 when no weigher is given) plus entry_overhead: the hash-table node holding
@@ -63,6 +68,7 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -107,6 +113,7 @@ struct cache_options_base {
   std::function<std::chrono::nanoseconds()> clock;
   std::size_t shards = 0;                        // 0: automatic; otherwise rounded up to 2^k
   std::chrono::nanoseconds cleanup_interval{0};  // > 0: a background thread runs cleanup()
+  bool adaptive_window = true;  // tinylfu: resize the window by hill climbing on the hit ratio
 };
 
 // cache_options (no arguments) holds the common options; cache_options<K, V> adds the weigher and
@@ -375,10 +382,14 @@ class cache {
   using map_type = std::unordered_map<K, node, Hash, KeyEqual>;
 
  public:
-  // The bytes charged per entry on top of the weigher's answer: the table node (key, value, links,
-  // the table's next pointer and cached hash) and one bucket slot.
+  // The bytes charged per entry on top of the weigher's answer, an upper estimate of what the
+  // cache itself holds per entry: the hash-table node (key, value, the entry's links and deadline,
+  // the table's next pointer and cached hash) rounded up to malloc's 16-byte granule, malloc's own
+  // header, up to two bucket slots (the table's load factor is at most 1 and it does not shrink)
+  // and a slot of the deadline heap.
   static constexpr std::size_t entry_overhead =
-      sizeof(typename map_type::value_type) + 3 * sizeof(void*);
+      (sizeof(typename map_type::value_type) + 2 * sizeof(void*) + 15) / 16 * 16 + sizeof(void*) +
+      2 * sizeof(void*) + sizeof(void*);
 
  private:
   struct notice {
@@ -423,7 +434,12 @@ class cache {
     cache_detail::frequency_sketch sketch;
     std::size_t max_entries = 0, max_bytes = 0;   // this shard's share; 0 = unbounded
     std::size_t window_max = 0, protect_max = 0;  // in region units
-    bool by_bytes = false;                        // region units are bytes (else entries)
+    std::size_t capacity = 0;                     // in region units; 0 = unbounded
+    // Hill climbing (adaptive window): requests in the current sample, the previous sample's hit
+    // ratio and the next step (in region units, signed; starts by shrinking, as Caffeine does).
+    std::size_t sample_hits = 0, sample_misses = 0, sample_size = 0;
+    double previous_hit_ratio = 0, step = 0;
+    bool by_bytes = false;  // region units are bytes (else entries)
     std::size_t bytes = 0;
     std::uint64_t rng = 0x9e3779b97f4a7c15ull;
     counters stats;
@@ -451,6 +467,7 @@ class cache {
         return nullptr;
       }
       ++stats.hits;
+      ++sample_hits;
       sketch.increment(h);
       on_access(n);
       if (owner->access_ttl_ > 0) {
@@ -525,6 +542,7 @@ class cache {
         n->weight = weight;
         bytes += weight;
         window.push_back(n, units(n));
+        ++sample_misses;
       }
       sketch.increment(h);
       n->write_deadline = write_deadline;
@@ -556,6 +574,8 @@ class cache {
         while (over() && window.head != nullptr) remove(window.head, removal_cause::size, pending);
         return;
       }
+      if (owner->opts_.adaptive_window && capacity != 0) climb();
+      demote_protected();  // a replaced value may have made a protected entry heavier
       // The window's overflow moves to probation: these are the candidates for admission.
       node* candidate = nullptr;
       std::size_t candidates = 0;
@@ -589,6 +609,64 @@ class cache {
           remove(victim, removal_cause::size, pending);
         }
       }
+    }
+
+    // Caffeine's hill climber: after each sample of 10 requests per entry of capacity, keep moving
+    // the window size in the direction that raised the hit ratio (or turn back if it fell), with a
+    // step that decays by 2% per sample and restarts at 6.25% of capacity when the ratio changes
+    // by 5 points or more. Growing the window takes its room from the protected part.
+    void climb() {
+      const std::size_t requests = sample_hits + sample_misses;
+      if (requests < sample_size) return;
+      const double ratio = static_cast<double>(sample_hits) / static_cast<double>(requests);
+      const double change = ratio - previous_hit_ratio;
+      sample_hits = sample_misses = 0;
+      // An unchanged ratio (a scan, say: no hits at all) says nothing about which way helps, and
+      // moving on blindly would walk the window to one end: hold still.
+      if (std::abs(change) < 1e-9) return;
+      const double amount = change >= 0 ? step : -step;
+      const double restart = 0.0625 * static_cast<double>(capacity);
+      step = std::abs(change) >= 0.05 ? (amount >= 0 ? restart : -restart) : 0.98 * amount;
+      previous_hit_ratio = ratio;
+      const auto adjust = static_cast<std::int64_t>(amount);
+      if (adjust > 0) grow_window(static_cast<std::size_t>(adjust));
+      if (adjust < 0) shrink_window(static_cast<std::size_t>(-adjust));
+    }
+
+    void grow_window(std::size_t quota) {
+      quota = std::min(quota, protect_max);
+      protect_max -= quota;
+      window_max += quota;
+      demote_protected();
+      while (true) {
+        node* n = probation.head;
+        if (n == nullptr || units(n) > quota) n = protect.head;
+        if (n == nullptr || units(n) > quota) break;
+        const std::size_t u = units(n);
+        quota -= u;
+        list_of(n->where).unlink(n, u);
+        window.push_back(n, u);
+        n->where = region::window;
+      }
+      protect_max += quota;  // give back what could not move
+      window_max -= quota;
+    }
+
+    void shrink_window(std::size_t quota) {
+      if (window_max <= 1) return;
+      quota = std::min(quota, window_max - 1);
+      protect_max += quota;
+      window_max -= quota;
+      while (window.head != nullptr && units(window.head) <= quota) {
+        node* n = window.head;
+        const std::size_t u = units(n);
+        quota -= u;
+        window.unlink(n, u);
+        probation.push_back(n, u);
+        n->where = region::probation;
+      }
+      protect_max -= quota;
+      window_max += quota;
     }
 
     bool admit(std::uint64_t candidate, std::uint64_t victim) noexcept {
@@ -670,6 +748,9 @@ class cache {
       s->max_bytes = share(opts_.max_bytes, n, i);
       s->by_bytes = s->max_entries == 0 && s->max_bytes != 0;
       const std::size_t cap = s->by_bytes ? s->max_bytes : s->max_entries;
+      s->capacity = opts_.policy == eviction::lru ? 0 : cap;
+      s->sample_size = 10 * cap;
+      s->step = -0.0625 * static_cast<double>(cap);
       if (cap == 0 || opts_.policy == eviction::lru) {
         s->window_max = std::numeric_limits<std::size_t>::max();
         s->protect_max = 0;

@@ -117,18 +117,26 @@ TEST(CacheBasic, LruEvictsLeastRecentlyUsedInOrder) {
 TEST(CacheBasic, TinyLfuKeepsFrequentKeyThroughScan) {
   leakless::cache_options opts;
   opts.max_entries = 100;
-  leakless::cache<int, int> c(opts);
-  for (int round = 0; round < 10; ++round) {
-    c.put(-1, -1);
-    for (int k = 0; k < 5; ++k) (void)c.get(-1);
-  }
-  for (int i = 0; i < 100000; ++i) {
-    c.put(i, i);  // one-hit keys, never read again
-    if (i % 1000 == 0) {
-      ASSERT_TRUE(c.get(-1).has_value()) << "after " << i << " scanned keys";
+  for (bool adaptive : {true, false}) {
+    opts.adaptive_window = adaptive;
+    // A pure scan of 1,000 one-hit keys right after the key was popular.
+    leakless::cache<int, int> c(opts);
+    for (int round = 0; round < 10; ++round) {
+      c.put(-1, -1);
+      for (int k = 0; k < 5; ++k) (void)c.get(-1);
     }
+    for (int i = 0; i < 1000; ++i) c.put(i, i);
+    EXPECT_TRUE(c.get(-1).has_value()) << "adaptive " << adaptive;
+    // A long scan during which the key is still read now and then (once per 1,000 keys, so
+    // that LRU would drop it every time).
+    for (int i = 1000; i < 100000; ++i) {
+      c.put(i, i);
+      if (i % 1000 == 0) {
+        ASSERT_TRUE(c.get(-1).has_value()) << "after " << i << " keys, adaptive " << adaptive;
+      }
+    }
+    EXPECT_TRUE(c.get(-1).has_value());
   }
-  EXPECT_TRUE(c.get(-1).has_value());
 
   // Plain LRU loses it.
   opts.policy = leakless::eviction::lru;
@@ -139,7 +147,7 @@ TEST(CacheBasic, TinyLfuKeepsFrequentKeyThroughScan) {
 }
 
 // Hit ratio of get-then-put-on-miss over a Zipf(0.99) stream of `keys` keys.
-double zipf_hit_ratio(leakless::eviction policy) {
+double zipf_hit_ratio(leakless::eviction policy, bool adaptive = true) {
   constexpr int keys = 10000;
   constexpr int ops = 500000;
   std::vector<double> cdf;
@@ -153,6 +161,7 @@ double zipf_hit_ratio(leakless::eviction policy) {
   leakless::cache_options opts;
   opts.max_entries = 100;
   opts.policy = policy;
+  opts.adaptive_window = adaptive;
   leakless::cache<int, int> c(opts);
   int hits = 0;
   for (int i = 0; i < ops; ++i) {
@@ -174,10 +183,52 @@ double zipf_hit_ratio(leakless::eviction policy) {
 
 TEST(CacheBasic, ZipfHitRatioTinyLfuBeatsLru) {
   const double tinylfu = zipf_hit_ratio(leakless::eviction::tinylfu);
+  const double fixed = zipf_hit_ratio(leakless::eviction::tinylfu, false);
+  std::printf("zipf(0.99): tinylfu with a fixed 1%% window %.4f\n", fixed);
+  EXPECT_GE(fixed, 0.45);
   const double lru = zipf_hit_ratio(leakless::eviction::lru);
   std::printf("zipf(0.99), 10^4 keys, 100 entries: tinylfu %.4f, lru %.4f\n", tinylfu, lru);
   EXPECT_GE(tinylfu, 0.45);
   EXPECT_GT(tinylfu, lru + 0.05);
+}
+
+// Hit ratio on a recency-driven stream: half the requests are new keys, half re-read one of the
+// last ~60 new keys (LRU's best case, W-TinyLFU's worst with a 1% window).
+double recency_hit_ratio(leakless::eviction policy, bool adaptive) {
+  constexpr int ops = 400000;
+  std::mt19937_64 rng(11);
+  leakless::cache_options opts;
+  opts.max_entries = 100;
+  opts.policy = policy;
+  opts.adaptive_window = adaptive;
+  leakless::cache<int, int> c(opts);
+  int newest = 0;
+  int hits = 0;
+  for (int i = 0; i < ops; ++i) {
+    int key;
+    if (rng() % 2 == 0) {
+      key = ++newest;
+    } else {
+      key = std::max(0, newest - static_cast<int>(rng() % 60));
+    }
+    if (c.get(key)) {
+      ++hits;
+    } else {
+      c.put(key, key);
+    }
+  }
+  return static_cast<double>(hits) / ops;
+}
+
+TEST(CacheBasic, AdaptiveWindowFollowsRecency) {
+  const double adaptive = recency_hit_ratio(leakless::eviction::tinylfu, true);
+  const double fixed = recency_hit_ratio(leakless::eviction::tinylfu, false);
+  const double lru = recency_hit_ratio(leakless::eviction::lru, false);
+  std::printf(
+      "recency stream, 100 entries: tinylfu adaptive %.4f, fixed 1%% window %.4f, lru %.4f\n",
+      adaptive, fixed, lru);
+  EXPECT_GT(adaptive, fixed + 0.05);
+  EXPECT_GT(adaptive, 0.9 * lru);
 }
 
 TEST(CacheBasic, ExpireAfterWrite) {
