@@ -55,13 +55,16 @@
 // Removal listener. cache_options::removal_listener(key, value, cause) is called for every entry
 // that leaves the cache, with the cause: size (evicted for the bounds), expired, explicit_
 // (erase()) or replaced (put() over an existing key; the old value is passed). It runs after the
-// shard lock is released, on the thread that caused the removal, so it may use the cache.
+// shard lock is released, on the thread that caused the removal, so it may use the cache; it must
+// not throw. The weigher runs under the shard lock (it must not use the cache); the clock, the
+// weigher and the listener may be called from several threads at once.
 //
 // get_or_load. A miss registers a shared future for the key in the shard's table of loads in
 // flight; later misses on the same key find it and wait on it instead of loading. The first caller
 // runs the loader without holding any lock, stores the value, removes the registration and then
 // fulfils the future. A loader that throws stores nothing, and every waiter gets the same
-// exception. stats().loads counts loader calls.
+// exception. stats().loads counts loader calls. A put or erase of the key while its load runs is
+// overwritten by the loaded value when the load finishes.
 #pragma once
 
 #include <algorithm>
@@ -233,7 +236,7 @@ class cache {
 
   // The value of key, if present and not expired; counts a hit or a miss.
   std::optional<V> get(const K& key) {
-    const std::uint64_t h = hash_(key);
+    const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
     const std::int64_t t = now();
     notices pending;
@@ -247,14 +250,15 @@ class cache {
   }
 
   void put(K key, V value) { put_impl(std::move(key), std::move(value), 0); }
-  // Stores value with its own time to live (replacing expire_after_write for this entry).
+  // Stores value with its own time to live (replacing expire_after_write for this entry; a ttl of
+  // zero or less expires it at once).
   void put(K key, V value, std::chrono::nanoseconds ttl) {
     put_impl(std::move(key), std::move(value), std::max<std::int64_t>(ttl.count(), 1));
   }
 
   // Removes key; true if it was present (an expired entry counts as absent, and is removed).
   bool erase(const K& key) {
-    const std::uint64_t h = hash_(key);
+    const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
     const std::int64_t t = now();
     notices pending;
@@ -287,8 +291,9 @@ class cache {
   // the same time, and they all get its value (or its exception).
   template <class Loader>
   V get_or_load(const K& key, Loader&& load) {
-    const std::uint64_t h = hash_(key);
+    const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
+    const std::int64_t t = now();
     notices pending;
     std::promise<V> promise;
     std::shared_future<V> future;
@@ -296,7 +301,7 @@ class cache {
     std::optional<V> hit;
     {
       std::lock_guard lock(s.mu);
-      if (node* n = s.lookup(key, h, now(), pending)) {
+      if (node* n = s.lookup(key, h, t, pending)) {
         hit.emplace(n->value);
       } else {
         auto [it, inserted] = s.loading.try_emplace(key);
@@ -314,9 +319,10 @@ class cache {
     std::optional<V> value;
     try {
       value.emplace(std::invoke(std::forward<Loader>(load), key));
+      const std::int64_t loaded_at = now();
       std::lock_guard lock(s.mu);
       s.loading.erase(key);
-      s.insert(K(key), h, V(*value), 0, now(), pending);
+      s.insert(K(key), h, V(*value), 0, loaded_at, pending);
     } catch (...) {
       {
         std::lock_guard lock(s.mu);
@@ -617,7 +623,8 @@ class cache {
     // by 5 points or more. Growing the window takes its room from the protected part.
     void climb() {
       const std::size_t requests = sample_hits + sample_misses;
-      if (requests < sample_size) return;
+      // In bytes, the capacity says little about the entry count: sample by entries held.
+      if (requests < (by_bytes ? 10 * std::max<std::size_t>(map.size(), 16) : sample_size)) return;
       const double ratio = static_cast<double>(sample_hits) / static_cast<double>(requests);
       const double change = ratio - previous_hit_ratio;
       sample_hits = sample_misses = 0;
@@ -787,6 +794,12 @@ class cache {
     return *shards_[shard_shift_ >= 64 ? 0 : static_cast<std::size_t>(h >> shard_shift_)];
   }
 
+  // The key's hash, mixed again so that the top bits (the shard) and the sketch's rows are well
+  // spread even for a Hash that is the identity, as std::hash<int> is.
+  std::uint64_t hash_of(const K& key) const {
+    return hash_detail::mix(static_cast<std::uint64_t>(hash_(key)), 0x6a09e667f3bcc909ull);
+  }
+
   std::int64_t now() const {
     if (opts_.clock) return opts_.clock().count();
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -795,7 +808,7 @@ class cache {
   }
 
   void put_impl(K&& key, V&& value, std::int64_t ttl) {
-    const std::uint64_t h = hash_(key);
+    const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
     const std::int64_t t = now();
     notices pending;
