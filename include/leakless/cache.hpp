@@ -28,9 +28,9 @@
 // capacity): every hit and every write counts the key, and after 10 counts per entry of capacity
 // all counters are halved, so that the sketch forgets old popularity (Caffeine's optional
 // doorkeeper is not implemented). The window's size adapts by hill climbing, as in Caffeine:
-// after each sample of 10 requests per entry of capacity, it keeps moving in the direction that
-// raised the hit ratio and turns back when the ratio fell (it holds still when the ratio did not
-// change at all, where Caffeine keeps going), so a workload where recency matters
+// after each sample of 10 requests per entry of capacity (5,000 at least), it keeps moving in the
+// direction that raised the hit ratio and turns back when the ratio fell (it holds still when the
+// ratio did not change at all, where Caffeine keeps going), so a workload where recency matters
 // more than frequency gets a large window (cache_options::adaptive_window = false keeps it at 1%).
 // eviction::lru keeps a single LRU list. When both bounds are set the regions are sized in entries;
 // otherwise in the bound that is set.
@@ -617,14 +617,16 @@ class cache {
       }
     }
 
-    // Caffeine's hill climber: after each sample of 10 requests per entry of capacity, keep moving
+    // Caffeine's hill climber: after each sample of 10 requests per entry of capacity (at least
+    // 5,000, where Caffeine has no floor: a small cache's samples were mostly noise), keep moving
     // the window size in the direction that raised the hit ratio (or turn back if it fell), with a
     // step that decays by 2% per sample and restarts at 6.25% of capacity when the ratio changes
     // by 5 points or more. Growing the window takes its room from the protected part.
     void climb() {
       const std::size_t requests = sample_hits + sample_misses;
       // In bytes, the capacity says little about the entry count: sample by entries held.
-      if (requests < (by_bytes ? 10 * std::max<std::size_t>(map.size(), 16) : sample_size)) return;
+      if (requests < (by_bytes ? std::max<std::size_t>(10 * map.size(), 5000) : sample_size))
+        return;
       const double ratio = static_cast<double>(sample_hits) / static_cast<double>(requests);
       const double change = ratio - previous_hit_ratio;
       sample_hits = sample_misses = 0;
@@ -756,7 +758,9 @@ class cache {
       s->by_bytes = s->max_entries == 0 && s->max_bytes != 0;
       const std::size_t cap = s->by_bytes ? s->max_bytes : s->max_entries;
       s->capacity = opts_.policy == eviction::lru ? 0 : cap;
-      s->sample_size = 10 * cap;
+      // At least 5,000 requests a sample, so that a sample's hit ratio is within about 1.4 points
+      // of the truth (2 sigma) and noise does not steer a small cache's climber.
+      s->sample_size = std::max<std::size_t>(10 * cap, 5000);
       s->step = -0.0625 * static_cast<double>(cap);
       if (cap == 0 || opts_.policy == eviction::lru) {
         s->window_max = std::numeric_limits<std::size_t>::max();
