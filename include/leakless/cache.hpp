@@ -37,9 +37,12 @@
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
 // key and value own; 0 when no weigher is given) plus entry_overhead: the hash-table node holding
-// the key, the value and the entry's links, the table's per-node bookkeeping and its bucket slot.
-// So the bound is on the memory the cache really holds, not on a count the caller made up.
-// stats().bytes is the current total weight.
+// the key, the value and the entry's links (rounded up to malloc's granule, plus malloc's header),
+// up to two bucket slots and a slot of the deadline heap. So the bound is on the memory the cache
+// really holds, not on a count the caller made up, provided the weigher also counts what the
+// allocator adds to the key's and value's own blocks (a std::string of capacity 40 occupies a
+// 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts into a cache of 8 MiB with
+// empty strings leave 6.7 MiB allocated. stats().bytes is the current total weight.
 //
 // Expiry. Each entry has a deadline: the earliest of write time + expire_after_write (or + the
 // per-entry ttl given to put, which replaces expire_after_write for that entry) and last access +
