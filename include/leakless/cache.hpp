@@ -256,7 +256,7 @@ class cache {
   // Stores value with its own time to live (replacing expire_after_write for this entry; a ttl of
   // zero or less expires it at once).
   void put(K key, V value, std::chrono::nanoseconds ttl) {
-    put_impl(std::move(key), std::move(value), std::max<std::int64_t>(ttl.count(), 1));
+    put_impl(std::move(key), std::move(value), ttl.count() > 0 ? ttl.count() : -1);
   }
 
   // Removes key; true if it was present (an expired entry counts as absent, and is removed).
@@ -516,9 +516,19 @@ class cache {
       }
     }
 
+    // ttl: 0 = the options' expire_after_write, > 0 = this entry's, < 0 = expired already.
     void insert(K&& key, std::uint64_t h, V&& value, std::int64_t ttl, std::int64_t t,
                 notices& pending) {
       expire(t, pending);
+      if (ttl < 0) {  // expired from the start: it replaces the old value and is gone at once
+        auto old = map.find(key);
+        if (old != map.end()) remove(&old->second, removal_cause::replaced, pending);
+        ++stats.expirations;
+        if (owner->opts_.removal_listener) {
+          pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
+        }
+        return;
+      }
       std::size_t weight = entry_overhead;
       if (owner->opts_.weigher) weight += owner->opts_.weigher(key, value);
       const std::int64_t write_ttl = ttl > 0 ? ttl : owner->write_ttl_;

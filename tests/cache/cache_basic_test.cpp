@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -316,6 +317,65 @@ TEST(CacheBasic, ExpiredEntriesNeverReturned) {
       ASSERT_LT(clock.ns.load() / 1'000'000'000, *v);  // the value holds its expiry second
     }
     if (step % 10 == 0) clock.advance(1s);
+  }
+}
+
+TEST(CacheBasic, GetOrLoadReloadsExpiredEntries) {
+  manual_clock clock;
+  leakless::cache_options opts;
+  opts.expire_after_write = 10s;
+  opts.clock = clock.fn();
+  leakless::cache<int, int> c(opts);
+  int loads = 0;
+  auto load = [&](const int& k) { return k * 100 + ++loads; };
+  EXPECT_EQ(c.get_or_load(1, load), 101);
+  clock.advance(9s);
+  EXPECT_EQ(c.get_or_load(1, load), 101);
+  clock.advance(1s);
+  EXPECT_EQ(c.get_or_load(1, load), 102);  // expired: loaded again
+  const auto st = c.stats();
+  EXPECT_EQ(st.loads, 2u);
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.misses, 2u);
+  EXPECT_EQ(st.expirations, 1u);
+}
+
+TEST(CacheBasic, NonPositiveTtlExpiresAtOnce) {
+  manual_clock clock;
+  leakless::cache_options<int, int> opts;
+  opts.clock = clock.fn();
+  std::vector<std::pair<int, leakless::removal_cause>> seen;
+  opts.removal_listener = [&](const int& k, const int&, leakless::removal_cause cause) {
+    seen.emplace_back(k, cause);
+  };
+  leakless::cache<int, int> c(opts);
+  c.put(1, 10);
+  c.put(1, 1, 0s);
+  c.put(2, 2, -5s);
+  EXPECT_EQ(c.size(), 0u);
+  using rc = leakless::removal_cause;
+  EXPECT_EQ(seen, (std::vector<std::pair<int, rc>>{
+                      {1, rc::replaced}, {1, rc::expired}, {2, rc::expired}}));
+  EXPECT_EQ(c.stats().expirations, 2u);
+  EXPECT_FALSE(c.get(1));
+  EXPECT_FALSE(c.get(2));
+  EXPECT_EQ(c.size(), 0u);
+}
+
+TEST(CacheBasic, BothBoundsHold) {
+  using cache_t = leakless::cache<int, std::vector<char>>;
+  leakless::cache_options<int, std::vector<char>> opts;
+  opts.max_entries = 100;
+  opts.max_bytes = 50 * (cache_t::entry_overhead + 256);
+  opts.weigher = [](const int&, const std::vector<char>& v) { return v.capacity(); };
+  cache_t c(opts);
+  std::mt19937 rng(3);
+  for (int i = 0; i < 20000; ++i) {
+    // Small values: the entry bound binds; large ones: the byte bound.
+    const std::size_t len = (i / 2000) % 2 == 0 ? 8 : 1024 + rng() % 512;
+    c.put(static_cast<int>(rng() % 3000), std::vector<char>(len));
+    ASSERT_LE(c.size(), 100u);
+    ASSERT_LE(c.stats().bytes, opts.max_bytes);
   }
 }
 
