@@ -836,8 +836,10 @@ class cache {
     notify(pending);
   }
 
+  // Delivers and clears the notices gathered under a shard lock (call with no lock held).
   void notify(notices& pending) {
     for (notice& n : pending) opts_.removal_listener(n.key, n.value, n.cause);
+    pending.clear();
   }
 
   options opts_;

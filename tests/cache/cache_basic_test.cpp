@@ -322,9 +322,13 @@ TEST(CacheBasic, ExpiredEntriesNeverReturned) {
 
 TEST(CacheBasic, GetOrLoadReloadsExpiredEntries) {
   manual_clock clock;
-  leakless::cache_options opts;
+  leakless::cache_options<int, int> opts;
   opts.expire_after_write = 10s;
   opts.clock = clock.fn();
+  std::vector<std::pair<int, leakless::removal_cause>> seen;
+  opts.removal_listener = [&](const int& k, const int&, leakless::removal_cause cause) {
+    seen.emplace_back(k, cause);
+  };
   leakless::cache<int, int> c(opts);
   int loads = 0;
   auto load = [&](const int& k) { return k * 100 + ++loads; };
@@ -338,6 +342,9 @@ TEST(CacheBasic, GetOrLoadReloadsExpiredEntries) {
   EXPECT_EQ(st.hits, 1u);
   EXPECT_EQ(st.misses, 2u);
   EXPECT_EQ(st.expirations, 1u);
+  // The expired value is reported once (not again when the reloaded value is stored).
+  EXPECT_EQ(seen, (std::vector<std::pair<int, leakless::removal_cause>>{
+                      {1, leakless::removal_cause::expired}}));
 }
 
 TEST(CacheBasic, NonPositiveTtlExpiresAtOnce) {

@@ -152,6 +152,70 @@ TEST(CacheConcurrency, ConcurrentLoadsOfDifferentKeys) {
   EXPECT_EQ(c.stats().loads, 2000u);
 }
 
+// Every value that enters the cache leaves it exactly once through the listener, whatever mix of
+// operations, expiry and background cleanup runs concurrently.
+TEST(CacheConcurrency, MixedOperationsAccountForEveryValue) {
+  std::atomic<std::int64_t> now{0};
+  leakless::cache_options<int, int> opts;
+  opts.max_entries = 300;
+  opts.shards = 4;
+  opts.expire_after_access = 50ms;
+  opts.clock = [&] { return std::chrono::nanoseconds(now.load()); };
+  opts.cleanup_interval = 1ms;
+  std::atomic<std::uint64_t> left{0};
+  std::atomic<std::uint64_t> by_cause[4] = {};
+  opts.removal_listener = [&](const int&, const int&, leakless::removal_cause cause) {
+    left.fetch_add(1);
+    by_cause[static_cast<int>(cause)].fetch_add(1);
+  };
+  std::atomic<std::uint64_t> entered{0};
+  {
+    leakless::cache<int, int> c(opts);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t) {
+      pool.emplace_back([&, t] {
+        std::uint32_t x = 99u + static_cast<std::uint32_t>(t);
+        for (int i = 0; i < 20000; ++i) {
+          x = x * 1664525u + 1013904223u;
+          const int key = static_cast<int>((x >> 8) % 1000);
+          switch ((x >> 24) % 6) {
+            case 0:
+              c.put(key, i);
+              entered.fetch_add(1);
+              break;
+            case 1:
+              c.put(key, i, std::chrono::milliseconds((x >> 4) % 40) - 5ms);
+              entered.fetch_add(1);
+              break;
+            case 2:
+              (void)c.erase(key);
+              break;
+            case 3:
+              (void)c.get_or_load(key, [](const int& k) { return k; });
+              break;
+            case 4:
+              now.fetch_add(std::chrono::nanoseconds(100us).count());
+              break;
+            default:
+              (void)c.get(key);
+          }
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    now.fetch_add(std::chrono::nanoseconds(1h).count());
+    c.cleanup();
+    EXPECT_EQ(c.size(), 0u);
+    const auto st = c.stats();
+    EXPECT_EQ(st.bytes, 0u);
+    EXPECT_EQ(left.load(), entered.load() + st.loads);
+    EXPECT_EQ(by_cause[static_cast<int>(leakless::removal_cause::expired)].load(), st.expirations);
+    EXPECT_EQ(by_cause[static_cast<int>(leakless::removal_cause::size)].load(), st.evictions);
+    EXPECT_GT(st.evictions, 0u);
+    EXPECT_GT(st.expirations, 0u);
+  }
+}
+
 TEST(CacheConcurrency, BackgroundCleanupRemovesIdleExpiredEntries) {
   std::atomic<std::int64_t> now{0};
   leakless::cache_options<int, int> opts;
