@@ -52,7 +52,8 @@
 // reports a miss. Expired entries are removed by cleanup(), by every write to their shard (it pops
 // the expired top of the heap first), and — when cache_options::cleanup_interval is set — by a
 // background thread that runs cleanup() at that interval, so memory comes back even when nobody
-// reads or writes. Time comes from cache_options::clock (nanoseconds since any fixed epoch;
+// reads or writes (cleanup() also shrinks a shard's hash table and heap once they are mostly
+// empty). Time comes from cache_options::clock (nanoseconds since any fixed epoch;
 // steady_clock by default), so tests can drive it by hand.
 //
 // Removal listener. cache_options::removal_listener(key, value, cause) is called for every entry
@@ -361,6 +362,7 @@ class cache {
       {
         std::lock_guard lock(s->mu);
         s->expire(t, pending);
+        s->compact();
       }
       notify(pending);
     }
@@ -586,6 +588,13 @@ class cache {
       while (!heap.empty() && heap.front()->expires <= t) {
         remove(heap.front(), removal_cause::expired, pending);
       }
+    }
+
+    // Gives back the hash table's buckets and the heap's slots once most entries are gone (the
+    // table never shrinks by itself). Cost: a pass over what is left, only when it is small.
+    void compact() {
+      if (map.bucket_count() > 64 && map.size() * 8 < map.bucket_count()) map.rehash(0);
+      if (heap.capacity() > 64 && heap.size() * 4 < heap.capacity()) heap.shrink_to_fit();
     }
 
     void evict(notices& pending) {
