@@ -1,0 +1,238 @@
+// Concurrent tests of leakless::cache: the entry and byte bounds hold at every moment while four
+// threads write and read (checked by a fifth), get_or_load runs one load for 1,000 threads missing
+// on the same key and hands a throwing loader's exception to every waiter without caching
+// anything, and the background cleanup thread removes expired entries nobody touches. No test
+// sleeps for a duration or asserts on timing: threads wait for each other through counters.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <leakless/cache.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(CacheConcurrency, BoundsHoldUnderFourWriters) {
+  for (auto policy : {leakless::eviction::tinylfu, leakless::eviction::lru}) {
+    using cache_t = leakless::cache<int, std::string>;
+    leakless::cache_options<int, std::string> opts;
+    opts.max_entries = 1000;
+    opts.max_bytes = 600 * (cache_t::entry_overhead + 64);
+    opts.shards = 8;
+    opts.policy = policy;
+    opts.weigher = [](const int&, const std::string& v) { return v.capacity(); };
+    std::atomic<std::uint64_t> removed{0};
+    opts.removal_listener = [&](const int&, const std::string&, leakless::removal_cause) {
+      removed.fetch_add(1, std::memory_order_relaxed);
+    };
+    cache_t c(opts);
+    std::atomic<bool> done{false};
+    std::atomic<int> violations{0};
+    std::thread checker([&] {
+      while (!done.load()) {
+        if (c.size() > opts.max_entries || c.stats().bytes > opts.max_bytes) ++violations;
+      }
+    });
+    std::vector<std::thread> writers;
+    std::atomic<std::uint64_t> puts{0};
+    for (int t = 0; t < 4; ++t) {
+      writers.emplace_back([&, t] {
+        std::uint32_t x = 12345u + static_cast<std::uint32_t>(t);
+        for (int i = 0; i < 20000; ++i) {
+          x = x * 1664525u + 1013904223u;
+          const int key = static_cast<int>((x >> 8) % 5000);
+          if (x & 1) {
+            (void)c.get(key);
+          } else {
+            c.put(key, std::string(32 + (x >> 24) % 64, 'v'));
+            puts.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+      });
+    }
+    for (auto& w : writers) w.join();
+    done = true;
+    checker.join();
+    EXPECT_EQ(violations.load(), 0);
+    EXPECT_LE(c.size(), opts.max_entries);
+    EXPECT_LE(c.stats().bytes, opts.max_bytes);
+    // Every put either is still there or left through the listener.
+    EXPECT_EQ(puts.load(), c.size() + removed.load());
+  }
+}
+
+TEST(CacheConcurrency, SingleFlightOneLoadForThousandMisses) {
+  constexpr int threads = 1000;
+  leakless::cache_options opts;
+  opts.max_entries = 100;
+  leakless::cache<int, std::string> c(opts);
+  std::atomic<int> arrived{0};
+  std::atomic<int> loads{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      arrived.fetch_add(1);
+      const std::string v = c.get_or_load(7, [&](const int& k) {
+        loads.fetch_add(1);
+        while (arrived.load() < threads) std::this_thread::yield();  // let everyone miss
+        return "value " + std::to_string(k);
+      });
+      if (v != "value 7") ++wrong;
+    });
+  }
+  for (auto& t : pool) t.join();
+  EXPECT_EQ(loads.load(), 1);
+  EXPECT_EQ(wrong.load(), 0);
+  const auto st = c.stats();
+  EXPECT_EQ(st.loads, 1u);
+  EXPECT_EQ(st.hits + st.misses, static_cast<std::uint64_t>(threads));
+  EXPECT_EQ(c.get(7), "value 7");
+}
+
+TEST(CacheConcurrency, ThrowingLoaderReachesEveryWaiterAndCachesNothing) {
+  constexpr int threads = 64;
+  leakless::cache_options opts;
+  leakless::cache<int, int> c(opts);
+  std::atomic<int> arrived{0};
+  std::atomic<int> loads{0};
+  std::atomic<int> caught{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      arrived.fetch_add(1);
+      try {
+        (void)c.get_or_load(1, [&](const int&) -> int {
+          loads.fetch_add(1);
+          while (arrived.load() < threads) std::this_thread::yield();
+          throw std::runtime_error("no such key");
+        });
+      } catch (const std::runtime_error& e) {
+        if (std::string(e.what()) == "no such key") ++caught;
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  // Threads that arrived after the failure run their own load, which fails as well.
+  EXPECT_GE(loads.load(), 1);
+  EXPECT_EQ(caught.load(), threads);
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_FALSE(c.get(1).has_value());
+  EXPECT_EQ(c.get_or_load(1, [](const int& k) { return k + 41; }), 42);
+  EXPECT_EQ(c.get(1), 42);
+}
+
+TEST(CacheConcurrency, ConcurrentLoadsOfDifferentKeys) {
+  leakless::cache_options opts;
+  opts.max_entries = 10000;
+  leakless::cache<int, int> c(opts);
+  std::atomic<int> loads{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 4; ++t) {
+    pool.emplace_back([&] {
+      for (int k = 0; k < 2000; ++k) {
+        const int v = c.get_or_load(k, [&](const int& key) {
+          loads.fetch_add(1);
+          return key * 2;
+        });
+        ASSERT_EQ(v, k * 2);
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  EXPECT_EQ(loads.load(), 2000);  // nothing was evicted, so each key loaded once
+  EXPECT_EQ(c.stats().loads, 2000u);
+}
+
+// Every value that enters the cache leaves it exactly once through the listener, whatever mix of
+// operations, expiry and background cleanup runs concurrently.
+TEST(CacheConcurrency, MixedOperationsAccountForEveryValue) {
+  std::atomic<std::int64_t> now{0};
+  leakless::cache_options<int, int> opts;
+  opts.max_entries = 300;
+  opts.shards = 4;
+  opts.expire_after_access = 50ms;
+  opts.clock = [&] { return std::chrono::nanoseconds(now.load()); };
+  opts.cleanup_interval = 1ms;
+  std::atomic<std::uint64_t> left{0};
+  std::atomic<std::uint64_t> by_cause[4] = {};
+  opts.removal_listener = [&](const int&, const int&, leakless::removal_cause cause) {
+    left.fetch_add(1);
+    by_cause[static_cast<int>(cause)].fetch_add(1);
+  };
+  std::atomic<std::uint64_t> entered{0};
+  {
+    leakless::cache<int, int> c(opts);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t) {
+      pool.emplace_back([&, t] {
+        std::uint32_t x = 99u + static_cast<std::uint32_t>(t);
+        for (int i = 0; i < 20000; ++i) {
+          x = x * 1664525u + 1013904223u;
+          const int key = static_cast<int>((x >> 8) % 1000);
+          switch ((x >> 24) % 6) {
+            case 0:
+              c.put(key, i);
+              entered.fetch_add(1);
+              break;
+            case 1:
+              c.put(key, i, std::chrono::milliseconds((x >> 4) % 40) - 5ms);
+              entered.fetch_add(1);
+              break;
+            case 2:
+              (void)c.erase(key);
+              break;
+            case 3:
+              (void)c.get_or_load(key, [](const int& k) { return k; });
+              break;
+            case 4:
+              now.fetch_add(std::chrono::nanoseconds(100us).count());
+              break;
+            default:
+              (void)c.get(key);
+          }
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    now.fetch_add(std::chrono::nanoseconds(1h).count());
+    c.cleanup();
+    EXPECT_EQ(c.size(), 0u);
+    const auto st = c.stats();
+    EXPECT_EQ(st.bytes, 0u);
+    EXPECT_EQ(left.load(), entered.load() + st.loads);
+    EXPECT_EQ(by_cause[static_cast<int>(leakless::removal_cause::expired)].load(), st.expirations);
+    EXPECT_EQ(by_cause[static_cast<int>(leakless::removal_cause::size)].load(), st.evictions);
+    EXPECT_GT(st.evictions, 0u);
+    EXPECT_GT(st.expirations, 0u);
+  }
+}
+
+TEST(CacheConcurrency, BackgroundCleanupRemovesIdleExpiredEntries) {
+  std::atomic<std::int64_t> now{0};
+  leakless::cache_options<int, int> opts;
+  opts.expire_after_write = 10s;
+  opts.clock = [&] { return std::chrono::nanoseconds(now.load()); };
+  opts.cleanup_interval = 1ms;
+  std::atomic<int> expired{0};
+  opts.removal_listener = [&](const int&, const int&, leakless::removal_cause cause) {
+    if (cause == leakless::removal_cause::expired) ++expired;
+  };
+  leakless::cache<int, int> c(opts);
+  for (int i = 0; i < 100; ++i) c.put(i, i);
+  now += std::chrono::nanoseconds(11s).count();
+  // Nobody touches the cache: the background thread must remove all 100 entries.
+  while (expired.load() < 100) std::this_thread::yield();
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_EQ(c.stats().expirations, 100u);
+}
+
+}  // namespace
