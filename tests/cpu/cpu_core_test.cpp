@@ -149,7 +149,9 @@ TEST(CpuProfile, SampledSplitMatchesWork) {
   const std::int64_t seventy = count("burn_seventy"), thirty = count("burn_thirty");
   ASSERT_GT(seventy + thirty, 100) << "samples: " << cpu_test::total_samples(p);
   const double share = 100.0 * static_cast<double>(seventy) / static_cast<double>(seventy + thirty);
-  EXPECT_NEAR(share, 70.0, 10.0) << seventy << " vs " << thirty;
+  std::string all;
+  for (const auto& [name, samples] : leaves) all += name + "=" + std::to_string(samples) + " ";
+  EXPECT_NEAR(share, 70.0, 10.0) << seventy << " vs " << thirty << "; leaves: " << all;
   std::printf("sampled split: %lld/%lld samples = %.1f%%\n", static_cast<long long>(seventy),
               static_cast<long long>(thirty), share);
 }

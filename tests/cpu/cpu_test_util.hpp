@@ -42,12 +42,17 @@ inline double thread_cpu_seconds() {
 }
 
 // Runs rounds of 7 units in burn_seventy and 3 in burn_thirty until this thread has used
-// `seconds` of CPU (the split is by iteration counts; the time only bounds the length).
+// `seconds` of CPU (the split is by iteration counts; the time only bounds the length). A unit's
+// size varies from round to round: CPU timers fire on scheduler ticks, and a workload with a fixed
+// period could otherwise alias with them and be sampled at the same phase again and again.
 inline void burn_split(double seconds) {
   const double end = thread_cpu_seconds() + seconds;
+  std::uint64_t random = 0x9E3779B97F4A7C15ull;
   while (thread_cpu_seconds() < end) {
-    burn_seventy(700'000);
-    burn_thirty(300'000);
+    random = random * 6364136223846793005ull + 1442695040888963407ull;
+    const std::uint64_t unit = 50'000 + (random >> 33) % 100'000;
+    burn_seventy(7 * unit);
+    burn_thirty(3 * unit);
   }
 }
 
