@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 #include <ucontext.h>
@@ -235,6 +236,7 @@ std::chrono::steady_clock::time_point g_start_steady;
 stack_counts g_counts;  // the reader's, then stop()'s
 pthread_t g_reader;
 std::atomic<bool> g_reader_stop{false};
+std::atomic<pid_t> g_reader_tid{0};  // the reader takes no timer: it blocks every signal
 bool g_fork_handler_installed = false;
 
 pid_t current_tid() noexcept { return static_cast<pid_t>(syscall(SYS_gettid)); }
@@ -309,6 +311,7 @@ void drain() {
 
 void* reader_main(void*) {
   heap::tls_sampler.busy = 1;  // the profiler's own allocations are not the program's
+  g_reader_tid.store(current_tid(), std::memory_order_release);
   while (!g_reader_stop.load(std::memory_order_acquire)) {
     drain();
     timespec pause{0, 10'000'000};
@@ -373,6 +376,7 @@ void start(std::ostream& out, options opts) {
   }
 
   g_reader_stop.store(false);
+  g_reader_tid.store(0);
   sigset_t all, old_mask;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old_mask);  // the reader takes no signal
@@ -380,9 +384,12 @@ void start(std::ostream& out, options opts) {
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   if (created != 0) {
     sigaction(SIGPROF, &g_previous_action, nullptr);
+    g_out = nullptr;
     throw std::runtime_error("cannot start the cpu profile reader thread");
   }
   pthread_setname_np(g_reader, "leakless-cpu");
+  while (g_reader_tid.load(std::memory_order_acquire) == 0) sched_yield();
+  const pid_t reader_tid = g_reader_tid.load();
 
   g_start_nanos = wall_nanos();
   g_start_steady = std::chrono::steady_clock::now();
@@ -394,7 +401,8 @@ void start(std::ostream& out, options opts) {
     if (DIR* tasks = opendir("/proc/self/task")) {
       while (const dirent* entry = readdir(tasks)) {
         const pid_t tid = static_cast<pid_t>(std::atoi(entry->d_name));
-        if (tid > 0) arm_thread_timer(tid);  // a thread that just exited is skipped
+        // A thread that exited since the listing is skipped (timer_create fails).
+        if (tid > 0 && tid != reader_tid) arm_thread_timer(tid);
       }
       closedir(tasks);
     }
@@ -462,6 +470,9 @@ bool running() noexcept { return g_active_generation.load(std::memory_order_acqu
 bool per_thread_timers() noexcept { return running() && g_per_thread; }
 
 void thread_started() noexcept {
+  // Threads that exist when a profile starts are found in the /proc/self/maps snapshot; only a
+  // thread starting during a profile needs its own stack bounds (and its own timer).
+  if (g_active_generation.load(std::memory_order_acquire) == 0) return;
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     void* base = nullptr;
@@ -473,7 +484,6 @@ void thread_started() noexcept {
     }
     pthread_attr_destroy(&attr);
   }
-  if (g_active_generation.load(std::memory_order_acquire) == 0) return;
   pthread_mutex_lock(&g_timers_mutex);
   // Checked again under the lock: stop() deletes every timer under it.
   if (g_active_generation.load(std::memory_order_acquire) != 0 && g_per_thread) {

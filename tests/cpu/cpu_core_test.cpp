@@ -224,6 +224,7 @@ TEST(CpuProfile, NoDeadlockWithDlopenDlcloseLoop) {
   std::atomic<bool> done{false};
   std::atomic<long> loads{0};
   std::thread loader([&] {
+    cpu::thread_started();  // sampled too, often inside the loader's lock
     while (!done.load()) {
       void* h = dlopen(CPU_CHURN_MODULE, RTLD_NOW | RTLD_LOCAL);
       ASSERT_NE(h, nullptr) << dlerror();
@@ -233,6 +234,7 @@ TEST(CpuProfile, NoDeadlockWithDlopenDlcloseLoop) {
       dlclose(h);
       loads.fetch_add(1);
     }
+    cpu::thread_exiting();
   });
   while (loads.load() < 2000) cpu_test::burn_thirty(10'000);
   done = true;
