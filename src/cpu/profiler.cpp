@@ -486,10 +486,19 @@ void thread_started() noexcept {
   }
   pthread_mutex_lock(&g_timers_mutex);
   // Checked again under the lock: stop() deletes every timer under it.
+  bool armed = false;
   if (g_active_generation.load(std::memory_order_acquire) != 0 && g_per_thread) {
-    arm_thread_timer(current_tid());
+    armed = arm_thread_timer(current_tid());
   }
   pthread_mutex_unlock(&g_timers_mutex);
+  if (armed) {
+    // Libraries often start workers with every signal blocked (liblzma, for one) so that the
+    // program's signals go elsewhere; SIGPROF from this thread's own timer is meant for it.
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_UNBLOCK, &prof, nullptr);
+  }
 }
 
 void thread_exiting() noexcept {

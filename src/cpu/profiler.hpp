@@ -9,7 +9,9 @@
 //   /proc/self/task; threads created later arm their own timer when they start (libleakless.so
 //   interposes pthread_create and calls thread_started() / thread_exiting() around the start
 //   routine, so an exiting thread deletes its timer; timers of threads that exited otherwise are
-//   deleted at stop()). Where per-thread timers cannot be created, one process-wide
+//   deleted at stop()). A thread started during a profile unblocks SIGPROF (libraries such as
+//   liblzma start workers with every signal blocked); a thread that existed at start and blocks
+//   SIGPROF is not sampled (as in Go). Where per-thread timers cannot be created, one process-wide
 //   setitimer(ITIMER_PROF) is used instead (the kernel then picks the running thread).
 // - The handler (async-signal-safe: no locks, no allocation, no dl_iterate_phdr; errno saved)
 //   takes the interrupted PC from the ucontext and walks the frame-pointer chain, each frame

@@ -3,9 +3,12 @@
 //
 // How it works: `cpu_scenario burn <seconds>` spends its CPU time in rounds of 8 units of work in
 // hot_function and 2 in cold_function (split by iteration counts) on the main thread, while a
-// thread it starts (after the profiler started, at load) runs thread_function for a quarter of
-// the time. `cpu_scenario fork <seconds>` does the same after forking a child that burns briefly
-// and exits (the child must not write the parent's profile). It prints "done".
+// thread it starts (after the profiler started, at load, and with every signal blocked) runs
+// thread_function for a quarter of the time. `cpu_scenario fork <seconds>` does the same after
+// forking a child that burns briefly and exits (the child must not write the parent's profile). It
+// prints "done".
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,10 +47,15 @@ double thread_cpu_seconds() {
 }
 
 void burn(double seconds) {
+  // The helper starts with every signal blocked, as liblzma starts its workers.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
   std::thread helper([seconds] {
     const double end = thread_cpu_seconds() + seconds / 4;
     while (thread_cpu_seconds() < end) thread_function(500'000);
   });
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   const double end = thread_cpu_seconds() + seconds;
   while (thread_cpu_seconds() < end) {
     hot_function(800'000);
