@@ -5,8 +5,8 @@
 //
 // How it works: the test links libleakless.so, so its std::thread threads are created through
 // the library's pthread_create; profiles go to a std::ostringstream and are decoded with the
-// project's decoder (its code compiled into this test from the core's sources is not needed:
-// only pprof::decode is, from the static core).
+// project's decoder (pprof::decode, linked from the static core; nothing else of the core is
+// used, so the profiler under test is the library's own).
 #include <dlfcn.h>
 
 #include <atomic>
