@@ -1,4 +1,4 @@
-// leakless/profile.hpp — the heap profiler's API for programs that link libleakless.so.
+// leakless/profile.hpp — the heap and CPU profilers' API for programs that link libleakless.so.
 //
 // How it works: once libleakless.so is loaded (linked, or LD_PRELOADed) every allocation goes
 // through its malloc and operator new, which forward to glibc and, on average once per sample
@@ -41,5 +41,15 @@ LEAKLESS_API void set_sample_rate(std::size_t bytes) noexcept;
 
 // Current estimates; cheap (no symbolization).
 LEAKLESS_API heap_profile_stats heap_stats() noexcept;
+
+// Starts the CPU profile of every thread (those running now and those created later) at
+// LEAKLESS_CPU_HZ samples per second of each thread's CPU time (default 100). The profile is
+// written to `out` by stop_cpu_profile(), in Go's CPU profile format (gzipped pprof; sample types
+// samples/count and cpu/nanoseconds); `out` must outlive the profile. Only one CPU profile runs at
+// a time: while one runs this throws std::logic_error with what() "cpu profiling already in use".
+LEAKLESS_API void start_cpu_profile(std::ostream& out);
+
+// Stops the CPU profile and writes it; returns false (and does nothing) when none is running.
+LEAKLESS_API bool stop_cpu_profile();
 
 }  // namespace leakless

@@ -67,13 +67,14 @@ if command -v nm >/dev/null 2>&1; then
     fail "libleakless.so does not export leakless::version(); exported: $exported"
   grep -q "leakless::write_heap_profile" <<<"$exported" ||
     fail "libleakless.so does not export leakless::write_heap_profile; exported: $exported"
-  # Besides the leakless:: API, exactly the allocation entry points it interposes.
+  # Besides the leakless:: API, exactly the allocation entry points it interposes (and dlclose and
+  # pthread_create, wrapped for the profilers).
   for entry in malloc free calloc realloc reallocarray memalign aligned_alloc posix_memalign \
     valloc pvalloc malloc_usable_size; do
     grep -q -E "[[:space:]]$entry\$" <<<"$exported" ||
       fail "libleakless.so does not export $entry"
   done
-  unexpected=$(grep -v -E "leakless::|operator new|operator delete| (malloc|free|calloc|realloc|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc|malloc_usable_size|dlclose)\$" <<<"$exported" || true)
+  unexpected=$(grep -v -E "leakless::|operator new|operator delete| (malloc|free|calloc|realloc|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc|malloc_usable_size|dlclose|pthread_create)\$" <<<"$exported" || true)
   [[ -z "$unexpected" ]] ||
     fail "libleakless.so exports symbols beyond its API and allocation entry points:
 $unexpected"

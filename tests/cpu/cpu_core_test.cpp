@@ -1,0 +1,276 @@
+// tests/cpu/cpu_core_test.cpp — the CPU profiler's core, linked statically (no pthread_create
+// wrapper), in every preset: the profile's shape (sample types, period, times, the lost-samples
+// pseudo-function), the API's rules (a second start fails, stop without start is harmless, twenty
+// start/stop cycles work, bad rates are refused), a 70/30 CPU split sampled within +-10 points,
+// the process-wide timer fallback, errno preserved across the handler, per-thread timers deleted
+// as threads exit, no deadlock with a thread looping on dlopen/dlclose, and a forked child that
+// does not inherit the running profile.
+//
+// How it works: profiles are written to a std::ostringstream and read back with the project's
+// decoder. Tests that need samples to arrive are skipped under ThreadSanitizer, whose runtime
+// defers asynchronous signals until the thread calls into it (a pure CPU loop never does).
+#include <dlfcn.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include "cpu/profiler.hpp"
+#include "cpu_test_util.hpp"
+#include "pprof/profile.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_WITHOUT_ASYNC_SIGNALS() GTEST_SKIP() << "ThreadSanitizer defers SIGPROF in CPU loops"
+#else
+#define SKIP_WITHOUT_ASYNC_SIGNALS() (void)0
+#endif
+
+namespace {
+
+using leakless::pprof::profile;
+namespace cpu = leakless::cpu;
+
+profile stop_and_decode(std::ostringstream& out) {
+  EXPECT_TRUE(cpu::stop());
+  return leakless::pprof::decode(out.str());
+}
+
+TEST(CpuProfile, ShapeIsGoCpuProfile) {
+  std::ostringstream out;
+  cpu::start(out);
+  cpu_test::burn_split(0.05);
+  const profile p = stop_and_decode(out);
+  ASSERT_EQ(p.sample_types.size(), 2u);
+  EXPECT_EQ(p.sample_types[0], (leakless::pprof::value_type{"samples", "count"}));
+  EXPECT_EQ(p.sample_types[1], (leakless::pprof::value_type{"cpu", "nanoseconds"}));
+  EXPECT_EQ(p.period_type, (leakless::pprof::value_type{"cpu", "nanoseconds"}));
+  EXPECT_EQ(p.period, 10'000'000);
+  EXPECT_GT(p.time_nanos, 1'600'000'000'000'000'000);  // a wall-clock time (after 2020)
+  EXPECT_GT(p.duration_nanos, 0);
+  for (const auto& s : p.samples) {
+    ASSERT_EQ(s.values.size(), 2u);
+    EXPECT_EQ(s.values[1], s.values[0] * 10'000'000);
+  }
+}
+
+TEST(CpuProfile, PeriodFollowsRate) {
+  std::ostringstream out;
+  cpu::start(out, cpu::options{250, false});
+  const profile p = stop_and_decode(out);
+  EXPECT_EQ(p.period, 4'000'000);
+}
+
+TEST(CpuProfile, DroppedSamplesBecomeLostSamplesPseudoFunction) {
+  cpu::stack_counts counts;
+  counts[{0x1234}] = 3;
+  const profile p = cpu::build_profile(counts, 5, 100, 1, 2);
+  EXPECT_EQ(p.time_nanos, 1);
+  EXPECT_EQ(p.duration_nanos, 2);
+  const auto leaves = cpu_test::leaf_samples(p);
+  ASSERT_TRUE(leaves.contains(cpu::kLostSamplesFunction));
+  EXPECT_EQ(leaves.at(cpu::kLostSamplesFunction), 5);
+  EXPECT_EQ(cpu_test::total_samples(p), 8);
+  for (const auto& s : p.samples) {
+    if (s.values[0] == 5) {
+      EXPECT_EQ(s.values[1], 50'000'000);
+    }
+  }
+  // No lost samples: no pseudo-function.
+  const auto clean = cpu_test::leaf_samples(cpu::build_profile(counts, 0, 100, 1, 2));
+  EXPECT_FALSE(clean.contains(cpu::kLostSamplesFunction));
+}
+
+TEST(CpuProfile, SecondStartFailsWithClearError) {
+  std::ostringstream first, second;
+  cpu::start(first);
+  try {
+    cpu::start(second);
+    ADD_FAILURE() << "a second start succeeded";
+  } catch (const std::logic_error& e) {
+    EXPECT_STREQ(e.what(), "cpu profiling already in use");
+  }
+  EXPECT_TRUE(cpu::running());
+  EXPECT_TRUE(cpu::stop());
+  EXPECT_FALSE(first.str().empty());
+  EXPECT_TRUE(second.str().empty());
+}
+
+TEST(CpuProfile, StopWithoutStartIsHarmless) {
+  EXPECT_FALSE(cpu::stop());
+  EXPECT_FALSE(cpu::running());
+  EXPECT_FALSE(cpu::stop());
+}
+
+TEST(CpuProfile, BadRateIsRefused) {
+  std::ostringstream out;
+  EXPECT_THROW(cpu::start(out, cpu::options{0, false}), std::invalid_argument);
+  EXPECT_THROW(cpu::start(out, cpu::options{cpu::kMaxHz + 1, false}), std::invalid_argument);
+  EXPECT_FALSE(cpu::running());
+}
+
+TEST(CpuProfile, StartStopTwentyTimes) {
+  for (int i = 0; i < 20; ++i) {
+    std::ostringstream out;
+    cpu::start(out);
+    EXPECT_TRUE(cpu::running());
+    cpu_test::burn_split(0.005);
+    EXPECT_TRUE(cpu::stop());
+    const profile p = leakless::pprof::decode(out.str());
+    EXPECT_EQ(p.period, 10'000'000);
+    EXPECT_EQ(cpu::timer_count(), 0u);
+  }
+  EXPECT_FALSE(cpu::running());
+}
+
+TEST(CpuProfile, SampledSplitMatchesWork) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  std::ostringstream out;
+  cpu::start(out);
+  EXPECT_TRUE(cpu::per_thread_timers());
+  cpu_test::burn_split(2.0);
+  const profile p = stop_and_decode(out);
+  const auto leaves = cpu_test::leaf_samples(p);
+  const auto count = [&](const char* part) {
+    std::int64_t n = 0;
+    for (const auto& [name, samples] : leaves) {
+      if (name.find(part) != std::string::npos) n += samples;
+    }
+    return n;
+  };
+  const std::int64_t seventy = count("burn_seventy"), thirty = count("burn_thirty");
+  ASSERT_GT(seventy + thirty, 100) << "samples: " << cpu_test::total_samples(p);
+  const double share = 100.0 * static_cast<double>(seventy) / static_cast<double>(seventy + thirty);
+  std::string all;
+  for (const auto& [name, samples] : leaves) all += name + "=" + std::to_string(samples) + " ";
+  EXPECT_NEAR(share, 70.0, 10.0) << seventy << " vs " << thirty << "; leaves: " << all;
+  std::printf("sampled split: %lld/%lld samples = %.1f%%\n", static_cast<long long>(seventy),
+              static_cast<long long>(thirty), share);
+}
+
+TEST(CpuProfile, ProcessTimerFallbackSamples) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  std::ostringstream out;
+  cpu::start(out, cpu::options{100, true});
+  EXPECT_FALSE(cpu::per_thread_timers());
+  EXPECT_EQ(cpu::timer_count(), 0u);
+  cpu_test::burn_split(1.0);
+  const profile p = stop_and_decode(out);
+  EXPECT_GT(cpu_test::samples_through(p, "burn_"), 30);
+}
+
+TEST(CpuProfile, ErrnoIsPreservedAcrossTheHandler) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  std::ostringstream out;
+  cpu::start(out, cpu::options{1000, false});
+  std::atomic<long> mismatches{0};
+  std::thread checker([&] {
+    cpu::thread_started();  // what libleakless.so's pthread_create wrapper does
+    const double end = cpu_test::thread_cpu_seconds() + 0.5;
+    long wrong = 0;
+    int round = 0;
+    while (cpu_test::thread_cpu_seconds() < end) {
+      const int value = 1000 + (round++ % 50);
+      errno = value;
+      cpu_test::burn_thirty(2000);
+      if (errno != value) ++wrong;
+    }
+    mismatches = wrong;
+    cpu::thread_exiting();
+  });
+  checker.join();
+  const profile p = stop_and_decode(out);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_GT(cpu_test::total_samples(p), 50);  // the handler did run during the loop
+}
+
+// What libleakless.so's pthread_create wrapper does, done by hand (the core has no wrapper).
+void* wrapped_worker(void* seconds) {
+  cpu::thread_started();
+  cpu_test::burn_split(*static_cast<double*>(seconds));
+  cpu::thread_exiting();
+  return nullptr;
+}
+
+TEST(CpuProfile, ThreadsStartedLaterArmAndDeleteTheirTimers) {
+  std::ostringstream out;
+  cpu::start(out);
+  const std::size_t before = cpu::timer_count();
+  EXPECT_GE(before, 1u);
+  double seconds = 0.3;
+  std::vector<pthread_t> threads(3);
+  for (pthread_t& t : threads) ASSERT_EQ(pthread_create(&t, nullptr, wrapped_worker, &seconds), 0);
+  for (pthread_t& t : threads) pthread_join(t, nullptr);
+  EXPECT_EQ(cpu::timer_count(), before);  // each exiting thread deleted its own timer
+  const profile p = stop_and_decode(out);
+#if !defined(__SANITIZE_THREAD__)
+  EXPECT_GT(cpu_test::samples_through(p, "burn_"), 20);
+#endif
+  EXPECT_EQ(cpu::timer_count(), 0u);
+}
+
+TEST(CpuProfile, NoDeadlockWithDlopenDlcloseLoop) {
+  // A deadlock makes this test hang; CTest's TIMEOUT turns that into a failure.
+  std::ostringstream out;
+  cpu::start(out, cpu::options{1000, false});
+  std::atomic<bool> done{false};
+  std::atomic<long> loads{0};
+  std::thread loader([&] {
+    cpu::thread_started();  // sampled too, often inside the loader's lock
+    while (!done.load()) {
+      void* h = dlopen(CPU_CHURN_MODULE, RTLD_NOW | RTLD_LOCAL);
+      ASSERT_NE(h, nullptr) << dlerror();
+      auto* f = reinterpret_cast<int (*)()>(dlsym(h, "churn_module_value"));
+      ASSERT_NE(f, nullptr);
+      EXPECT_EQ(f(), 42);
+      dlclose(h);
+      loads.fetch_add(1);
+    }
+    cpu::thread_exiting();
+  });
+  while (loads.load() < 2000) cpu_test::burn_thirty(10'000);
+  done = true;
+  loader.join();
+  const profile p = stop_and_decode(out);
+  EXPECT_GE(loads.load(), 2000);
+  EXPECT_EQ(p.period, 1'000'000);
+}
+
+TEST(CpuProfile, ForkedChildDoesNotInheritTheProfile) {
+  std::ostringstream out;
+  cpu::start(out);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // In the child: nothing runs, stop is harmless, and a new profile can start and stop.
+    int code = 0;
+    if (cpu::running()) code |= 1;
+    if (cpu::stop()) code |= 2;
+#if !defined(__SANITIZE_THREAD__)  // ThreadSanitizer forbids new threads after a threaded fork
+    std::ostringstream mine;
+    try {
+      cpu::start(mine);
+      if (!cpu::stop() || mine.str().empty()) code |= 4;
+    } catch (...) {
+      code |= 8;
+    }
+#endif
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(cpu::running());
+  EXPECT_TRUE(cpu::stop());
+}
+
+}  // namespace
