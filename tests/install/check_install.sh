@@ -40,6 +40,7 @@ step "installing $build_dir into $prefix"
 
 for f in bin/leakless lib/libleakless.so include/leakless/version.hpp include/leakless/export.hpp \
   include/leakless/hmap.hpp include/leakless/hash.hpp include/leakless/profile.hpp \
+  include/leakless/cache.hpp include/leakless/sync_map.hpp include/leakless/bloom.hpp \
   lib/cmake/leakless/leaklessConfig.cmake lib/cmake/leakless/leaklessConfigVersion.cmake \
   lib/cmake/leakless/leaklessTargets.cmake; do
   [[ -e "$prefix/$f" ]] || fail "expected $f in the install prefix, it is missing"

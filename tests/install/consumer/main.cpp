@@ -1,7 +1,8 @@
 // tests/install/consumer/main.cpp — a program built against an installed leakless.
 //
-// How it works: uses the header-only leakless::hmap, the library function leakless::version() and
-// the heap profiler's API (a program linking leakless::leakless is profiled), checks the results,
+// How it works: uses the header-only containers (hmap, cache, sync_map, bloom_filter), the library
+// function leakless::version() and the profilers' API (a program linking leakless::leakless is
+// profiled), checks the results,
 // prints "consumer ok: version=X size=N" and returns 0 only if every check holds; any wrong result
 // is printed on stderr and makes it return 1.
 #include <cstddef>
@@ -10,8 +11,11 @@
 #include <string>
 #include <string_view>
 
+#include <leakless/bloom.hpp>
+#include <leakless/cache.hpp>
 #include <leakless/hmap.hpp>
 #include <leakless/profile.hpp>
+#include <leakless/sync_map.hpp>
 #include <leakless/version.hpp>
 
 #ifndef EXPECTED_LEAKLESS_VERSION
@@ -61,6 +65,25 @@ int main() {
   check(bytes.size() > 2 && bytes[0] == '\x1f' && bytes[1] == '\x8b',
         "write_heap_profile writes gzip data");
   check(leakless::heap_stats().sample_rate == 512 * 1024, "the default sample rate is 512 KiB");
+
+  std::ostringstream cpu;
+  leakless::start_cpu_profile(cpu);
+  check(leakless::stop_cpu_profile(), "stop_cpu_profile stops the running profile");
+  check(cpu.str().size() > 2 && cpu.str()[0] == '\x1f', "the CPU profile is gzip data");
+
+  leakless::cache_options options;
+  options.max_entries = 10;
+  leakless::cache<int, std::string> cache(options);
+  for (int i = 0; i < 100; ++i) cache.put(i, std::to_string(i));
+  check(cache.size() <= 10, "the cache keeps its entry bound");
+
+  leakless::sync_map<std::string, int> sync_map;
+  sync_map.store("a", 1);
+  check(sync_map.load("a") == 1, "sync_map loads what was stored");
+
+  leakless::bloom_filter bloom(1000, 0.01);
+  bloom.insert(std::string("key"));
+  check(bloom.may_contain(std::string("key")), "the Bloom filter has no false negative");
 
   if (failures != 0) {
     return 1;
