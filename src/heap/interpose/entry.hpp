@@ -33,6 +33,28 @@ namespace leakless::heap {
 // The slow path, out of line so the fast path stays a few instructions.
 void sample_slow_path(void* address, std::size_t bytes, std::uintptr_t caller) noexcept;
 
+// The sampled case of counted(), out of line so that counted() itself needs no stack frame.
+template <class Allocate>
+[[gnu::noinline]] void* allocate_sampled(std::size_t bytes, std::uintptr_t caller,
+                                         Allocate allocate) noexcept {
+  void* address = allocate();
+  if (address != nullptr) sample_slow_path(address, bytes, caller);
+  return address;
+}
+
+// For entry points that only allocate: the countdown runs before glibc's call, so that an
+// allocation that is not sampled is a tail call to glibc from a function with no stack frame.
+// `allocate` is the glibc call.
+template <class Allocate>
+[[gnu::always_inline]] inline void* counted(std::size_t bytes, std::uintptr_t caller,
+                                            Allocate&& allocate) noexcept {
+  if (!note_allocation(bytes)) [[likely]] {
+    return allocate();
+  }
+  return allocate_sampled(bytes, caller, allocate);
+}
+
+// For entry points that must see the result first (realloc, posix_memalign, operator new).
 [[gnu::always_inline]] inline void* note(void* address, std::size_t bytes,
                                          std::uintptr_t caller) noexcept {
   if (address != nullptr && note_allocation(bytes)) [[unlikely]] {

@@ -11,11 +11,12 @@
 // libunwind's caches, whose cached frame layouts would otherwise outlive the unloaded code.
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
-#include <gnu/lib-names.h>
 #include <libunwind.h>
 
 #include <atomic>
 #include <cerrno>
+
+#include <gnu/lib-names.h>
 
 #include "heap/interpose/entry.hpp"
 #include "heap/lifecycle.hpp"
@@ -75,14 +76,16 @@ using namespace leakless::heap;
 extern "C" {
 
 LEAKLESS_API void* malloc(std::size_t bytes) noexcept {
-  return note(__libc_malloc(bytes), bytes, LEAKLESS_CALLER);
+  return counted(bytes, LEAKLESS_CALLER, [bytes] { return __libc_malloc(bytes); });
 }
 
 LEAKLESS_API void free(void* address) noexcept { release(address); }
 
 LEAKLESS_API void* calloc(std::size_t count, std::size_t size) noexcept {
-  // glibc checks count * size for overflow and fails; on success the product fits.
-  return note(__libc_calloc(count, size), count * size, LEAKLESS_CALLER);
+  // glibc checks count * size for overflow and fails (ENOMEM); that request is not counted.
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(count, size, &bytes)) return __libc_calloc(count, size);  // fails
+  return counted(bytes, LEAKLESS_CALLER, [count, size] { return __libc_calloc(count, size); });
 }
 
 LEAKLESS_API void* realloc(void* address, std::size_t bytes) noexcept {
@@ -99,12 +102,14 @@ LEAKLESS_API void* reallocarray(void* address, std::size_t count, std::size_t si
 }
 
 LEAKLESS_API void* memalign(std::size_t alignment, std::size_t bytes) noexcept {
-  return note(__libc_memalign(alignment, bytes), bytes, LEAKLESS_CALLER);
+  return counted(bytes, LEAKLESS_CALLER,
+                 [alignment, bytes] { return __libc_memalign(alignment, bytes); });
 }
 
 // glibc 2.36 exports aligned_alloc as an alias of memalign: same checks, same rounding.
 LEAKLESS_API void* aligned_alloc(std::size_t alignment, std::size_t bytes) noexcept {
-  return note(__libc_memalign(alignment, bytes), bytes, LEAKLESS_CALLER);
+  return counted(bytes, LEAKLESS_CALLER,
+                 [alignment, bytes] { return __libc_memalign(alignment, bytes); });
 }
 
 LEAKLESS_API int posix_memalign(void** out, std::size_t alignment, std::size_t bytes) noexcept {
@@ -121,11 +126,11 @@ LEAKLESS_API int posix_memalign(void** out, std::size_t alignment, std::size_t b
 }
 
 LEAKLESS_API void* valloc(std::size_t bytes) noexcept {
-  return note(__libc_valloc(bytes), bytes, LEAKLESS_CALLER);
+  return counted(bytes, LEAKLESS_CALLER, [bytes] { return __libc_valloc(bytes); });
 }
 
 LEAKLESS_API void* pvalloc(std::size_t bytes) noexcept {
-  return note(__libc_pvalloc(bytes), bytes, LEAKLESS_CALLER);
+  return counted(bytes, LEAKLESS_CALLER, [bytes] { return __libc_pvalloc(bytes); });
 }
 
 LEAKLESS_API std::size_t malloc_usable_size(void* address) noexcept {
