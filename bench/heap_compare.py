@@ -241,7 +241,7 @@ def cppcheck_cmd(outfile: Path) -> list[str]:
 
 
 def measure_programs(rn: Runner, bench: Path, cfg: dict, setups: list[str], reps: int,
-                     quiet_s: float) -> dict:
+                     quiet_s: float, max_repeat_s: float) -> dict:
     """{(workload, setup): [Run]}; checks that every run's result is the same."""
     results: dict[tuple[str, str], list[Run]] = {}
     expected: dict[str, str] = {}
@@ -264,8 +264,9 @@ def measure_programs(rn: Runner, bench: Path, cfg: dict, setups: list[str], reps
                     r.kv["findings"] = str(len(text.splitlines()))
                     out.unlink(missing_ok=True)
                 results.setdefault((wl, setup), []).append(r)
+                if r.timed_out or r.wall > max_repeat_s:
+                    stopped.add((wl, setup))  # too slow to repeat within the run's budget
                 if r.timed_out:
-                    stopped.add((wl, setup))
                     continue
                 if not result:
                     rn.errors.append(f"{label} under {NAMES[setup]}: no result")
@@ -574,7 +575,8 @@ def report(args, cfg, setups, res, mf, lf, plain, errors, compiler, pinned, comm
             f", {elapsed / 60:.1f} minutes",
             f"Command: {command}"] + machine_lines(compiler, pinned) + [
             f"Program figures: median of {args.reps} repetitions (setups take turns within each); "
-            f"a run over {args.timeout:g} s is stopped and not repeated; 'other CPUs busy' is the "
+            f"a run over {args.timeout:g} s is stopped, one over {args.max_repeat:g} s is not "
+            "repeated (see *runs*); 'other CPUs busy' is the "
             "median number of CPUs that other processes on the machine used meanwhile "
             "(0 = quiet)."]
     tables = program_tables(res, setups, args.timeout) + [micro_table(mf, cfg),
@@ -625,7 +627,10 @@ with CMake in `build/bench-heap` (Release, `-O2 -DNDEBUG`), runs everything belo
 other, prints the tables and the goals checklist, and exits non-zero if any run crashed, printed
 a different result from the others or, for a profiler, wrote no profile. Options: `--reps N`
 (default 5), `--timeout SECONDS` (default 60: a slower run is stopped and shown as a lower
-bound), `--setups none,leakless,...`, `--no-build`, `--no-pin`, `--wait-quiet SECONDS`.
+bound), `--max-repeat SECONDS` (default 20: a setup whose run took longer is measured once, which
+keeps gperftools and heaptrack within the run's budget), `--setups none,leakless,...`,
+`--no-build`, `--no-pin`, `--wait-quiet SECONDS` (default 10: before each round, wait that long
+at most for other processes to go quiet).
 
 ## What each figure means
 
@@ -675,7 +680,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts += ["--markdown", str(args.markdown.resolve().relative_to(REPO))]
         except ValueError:
             parts += ["--markdown", "FILE"]
-    for key, default in (("reps", 5), ("timeout", 60.0), ("wait_quiet", 30.0)):
+    for key, default in (("reps", 5), ("timeout", 60.0), ("wait_quiet", 10.0),
+                         ("max_repeat", 20.0)):
         if getattr(args, key) != default:
             parts.append(f"--{key.replace('_', '-')}={getattr(args, key):g}")
     if args.setups != ",".join(s for s, _ in SETUPS):
@@ -697,9 +703,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="stop a program run after SECONDS (0: never); it is not repeated")
+    ap.add_argument("--max-repeat", metavar="SECONDS", type=float, default=20.0,
+                    help="a setup whose run took longer than SECONDS is not repeated")
     ap.add_argument("--setups", default=",".join(s for s, _ in SETUPS),
                     help="comma-separated subset of " + ",".join(s for s, _ in SETUPS))
-    ap.add_argument("--wait-quiet", metavar="SECONDS", type=float, default=30.0,
+    ap.add_argument("--wait-quiet", metavar="SECONDS", type=float, default=10.0,
                     help="before each round of runs, wait up to SECONDS for other processes to "
                          "go quiet")
     args = ap.parse_args()
@@ -731,7 +739,8 @@ def main() -> int:
         bench = Path(shutil.copy2(build_dir / "bench" / "alloc_bench", work / "alloc_bench"))
         lib = Path(shutil.copy2(build_dir / "src" / "libleakless.so", work / "libleakless.so"))
         rn = Runner(args, lib, work)
-        res = measure_programs(rn, bench, cfg, setups, args.reps, args.wait_quiet)
+        res = measure_programs(rn, bench, cfg, setups, args.reps, args.wait_quiet,
+                               args.max_repeat)
         wait_quiet(args.wait_quiet)
         pair = measure_pair(rn, bench, cfg, args.reps)
         sc = measure_sample_cost(rn, bench, cfg, args.reps)
