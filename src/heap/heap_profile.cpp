@@ -34,6 +34,16 @@ std::vector<std::uint64_t> call_addresses(const stack_bucket& b) {
   return out;
 }
 
+// The C++ standard library's allocation plumbing: std::allocator and its traits, make_unique,
+// make_shared and shared_ptr's control blocks. pprof drops these frames from the leaf side, so
+// the allocation is charged to the code that asked for it, as Go's profiles charge the caller of
+// new rather than runtime.mallocgc. pprof matches the whole name with its argument list removed;
+// a template function's demangled name starts with its return type, hence the leading ".* ".
+constexpr const char* allocation_plumbing =
+    R"((.* )?(std|__gnu_cxx)::(__new_allocator|new_allocator|allocator|allocator_traits|)"
+    R"(__allocated_ptr|make_unique|make_shared|allocate_shared|__make_shared|__allocate_shared|)"
+    R"(_Sp_counted_ptr_inplace|__shared_count|__shared_ptr|shared_ptr)[<:].*)";
+
 }  // namespace
 
 std::string heap_profile_bytes(profile_kind kind) {
@@ -47,6 +57,7 @@ std::string heap_profile_bytes(profile_kind kind) {
                                   {"inuse_space", "bytes"}},
                                  {"space", "bytes"}, static_cast<std::int64_t>(sample_rate()));
   if (kind == profile_kind::allocs) builder.set_default_sample_type("alloc_space");
+  builder.set_drop_frames(allocation_plumbing);
   builder.set_time(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(), 0);
   for (const bucket_snapshot& s : buckets) {
     if (s.counts.allocs == 0) continue;

@@ -42,14 +42,13 @@ class live_table {
     if (table == nullptr) return false;
     bool found = false;
     for (std::size_t i = home(address, table->mask);; i = (i + 1) & table->mask) {
-      const std::uintptr_t key = table->keys[i].load(std::memory_order_relaxed);
+      const std::uintptr_t key = table->keys[i].load(std::memory_order_acquire);
       if (key == address) {
         found = true;
         break;
       }
       if (key == 0) break;
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
     return found || sequence_.load(std::memory_order_relaxed) != before;
   }
 

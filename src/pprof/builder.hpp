@@ -28,6 +28,8 @@ class profile_builder {
   void set_default_sample_type(std::string type);
   void set_time(std::int64_t time_nanos, std::int64_t duration_nanos);
   void add_comment(std::string comment);
+  // pprof hides frames matching this regex, and every frame beneath them, from the leaf side.
+  void set_drop_frames(std::string regex);
 
   // `addresses` leaf first; `values` has one entry per sample type.
   void add_sample(std::span<const std::uint64_t> addresses, std::span<const std::int64_t> values,

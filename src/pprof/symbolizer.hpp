@@ -18,15 +18,15 @@
 namespace leakless::pprof {
 
 struct frame {
-  std::string function;     // demangled name, e.g. "ns::add_user(int)"; empty when unknown
-  std::string system_name;  // mangled (linkage) name; equal to function for C symbols
-  std::string file;         // absolute source path; empty when unknown
-  std::int64_t line = 0;    // 0 when unknown
+  std::string function;         // demangled name, e.g. "ns::add_user(int)"; empty when unknown
+  std::string system_name;      // mangled (linkage) name; equal to function for C symbols
+  std::string file;             // absolute source path; empty when unknown
+  std::int64_t line = 0;        // 0 when unknown
   std::int64_t start_line = 0;  // first line of the function; 0 when unknown
 };
 
 struct symbolized {
-  std::vector<frame> frames;      // innermost (inlined) first; empty when nothing is known
+  std::vector<frame> frames;        // innermost (inlined) first; empty when nothing is known
   std::uint64_t symbol_offset = 0;  // address minus the start of the enclosing ELF symbol
 };
 

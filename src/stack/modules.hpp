@@ -19,6 +19,7 @@ struct module {
   std::uint64_t file_offset = 0;  // offset in the file of `start`
   std::string path;               // absolute path, or "[vdso]"
   std::string build_id;           // lowercase hex; empty when the object has none
+  bool main_program = false;      // the executable itself (pprof wants it as mapping 1)
 };
 
 // The executable segments of every object loaded now, sorted by start address.

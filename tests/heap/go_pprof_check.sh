@@ -47,7 +47,9 @@ small=$(ls "$scratch"/small.*.heap.pb.gz)
 pprof() {
   local name=$1
   shift
-  go tool pprof "$@" >"$scratch/$name.out" 2>"$scratch/$name.err" ||
+  # From the scratch directory: pprof guesses a prefix to trim from source paths from the name of
+  # the directory it runs in, and the absolute paths in our profiles need no trimming.
+  (cd "$scratch" && go tool pprof "$@") >"$scratch/$name.out" 2>"$scratch/$name.err" ||
     fail "go tool pprof $* failed: $(cat "$scratch/$name.err")"
   # pprof's normal chatter on stderr; anything else (a symbolization warning, a missing binary,
   # a parse complaint) is a failure.

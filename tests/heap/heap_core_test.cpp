@@ -20,12 +20,17 @@
 #include <gtest/gtest.h>
 
 #include "heap/config.hpp"
+#include "heap/lifecycle.hpp"
 #include "heap/live_table.hpp"
 #include "heap/sampler.hpp"
 #include "heap/stack_buckets.hpp"
 
 namespace leakless::heap {
 namespace {
+
+// The profiler reads its environment on its first sample; do it now, so that it cannot override
+// the rates the tests below set (each test may run alone, in its own process).
+const bool g_configured = (ensure_configured(), true);
 
 // ---- live_table ---------------------------------------------------------------------------------
 
@@ -298,26 +303,29 @@ TEST(Sampler, FreesAreCountedAndRateOneRecordsEverything) {
   set_sample_rate(kDefaultSampleRate);
 }
 
-TEST(Sampler, RateZeroSamplesNothingAndSeedsChangeTheSamples) {
-  constexpr std::size_t kSize = 4321;
-  set_sample_rate(0);
-  simulate(10000, kSize, false, std::uintptr_t{4} << 40);
-  EXPECT_EQ(estimate_for_size(kSize).alloc_objects, 0.0);
+constexpr std::size_t kSeedTestSize = 4321;
 
-  const auto samples_with_seed = [](std::uint64_t seed, std::uintptr_t base) {
-    set_sample_seed(seed);
-    set_sample_rate(64 * 1024);
-    tls_sampler.random_state = 0;
-    std::vector<std::size_t> sampled;
-    for (std::size_t i = 0; i < 20000; ++i) {
-      if (note_allocation(kSize + 1)) {
-        const std::uint64_t before = totals().samples;
-        on_sample_point(reinterpret_cast<void*>(base + i * 64), kSize + 1, 0);
-        if (totals().samples != before) sampled.push_back(i);
-      }
+// The allocations (of kSeedTestSize bytes at fake addresses) sampled with `seed` at 64 KiB.
+std::vector<std::size_t> samples_with_seed(std::uint64_t seed, std::uintptr_t base) {
+  set_sample_seed(seed);
+  set_sample_rate(64 * 1024);
+  tls_sampler.random_state = 0;
+  std::vector<std::size_t> sampled;
+  for (std::size_t i = 0; i < 20000; ++i) {
+    if (note_allocation(kSeedTestSize + 1)) {
+      const std::uint64_t before = totals().samples;
+      on_sample_point(reinterpret_cast<void*>(base + i * 64), kSeedTestSize + 1, 0);
+      if (totals().samples != before) sampled.push_back(i);
     }
-    return sampled;
-  };
+  }
+  return sampled;
+}
+
+TEST(Sampler, RateZeroSamplesNothingAndSeedsChangeTheSamples) {
+  set_sample_rate(0);
+  simulate(10000, kSeedTestSize, false, std::uintptr_t{4} << 40);
+  EXPECT_EQ(estimate_for_size(kSeedTestSize).alloc_objects, 0.0);
+
   // (That a seed reproduces a run is checked across processes in heap_program_test: within one
   // process every reseeded thread draws a fresh stream.)
   const std::vector<std::size_t> first = samples_with_seed(99, std::uintptr_t{5} << 40);

@@ -66,7 +66,7 @@ class ProgramTest : public testing::Test {
       if (env.count(entry.substr(0, entry.find('='))) == 0) environment.push_back(entry);
     }
     for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
-    std::vector<std::string> argv = {LEAKLESS_SCENARIO};
+    std::vector<std::string> argv = {program_};
     argv.insert(argv.end(), args.begin(), args.end());
 
     const auto pointers = [](std::vector<std::string>& strings) {
@@ -101,6 +101,8 @@ class ProgramTest : public testing::Test {
     pid_ = pid;
     return r;
   }
+
+  std::string program_ = LEAKLESS_SCENARIO;  // what run() starts
 
   // Profile files in the directory, sorted by name.
   std::vector<std::string> profiles() const {
@@ -197,6 +199,16 @@ TEST_F(ProgramTest, OutputAndExitCodeAreUnchanged) {
   EXPECT_EQ(profiled.out, plain.out);
   EXPECT_EQ(profiled.err, "");
   EXPECT_EQ(profiles().size(), 1u);  // exit() with a status still writes the final profile
+}
+
+TEST_F(ProgramTest, AProgramLinkedWithAnotherAllocatorKeepsWorking) {
+  program_ = LEAKLESS_OTHER_ALLOCATOR;
+  const run_result r =
+      run({}, {{"LEAKLESS_HEAP_PROFILE", prefix()}, {"LEAKLESS_SAMPLE_RATE", "4096"}});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  ASSERT_EQ(profiles().size(), 1u);
+  EXPECT_FALSE(leakless::pprof::decode(read_file(dir_ / profiles()[0])).samples.empty());
 }
 
 TEST_F(ProgramTest, ForkedChildWritesItsOwnProfile) {

@@ -47,7 +47,9 @@ struct static_user {
   }
 } g_static_user;
 
-std::map<int, std::unique_ptr<char[]>> g_cache;
+// A global cache that only grows, held the way long-lived C++ services hold such singletons: never
+// destroyed, so it is still live when the profile is written at exit (after static destructors).
+std::map<int, std::unique_ptr<char[]>>& g_cache = *new std::map<int, std::unique_ptr<char[]>>;
 
 [[gnu::noinline]] void grow_cache(std::size_t mib) {
   for (std::size_t i = 0; i < mib * 16; ++i) {

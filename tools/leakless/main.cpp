@@ -13,7 +13,6 @@
 
 #include <CLI/CLI.hpp>
 
-
 namespace {
 
 constexpr const char* kVersion = LEAKLESS_VERSION_STRING;  // set by the build

@@ -5,10 +5,13 @@
 // only the sampler's bookkeeping (entry.hpp). realloc moves a sampled block's record: it is taken
 // out before glibc may free the old block, settled as a free if the block moved or grew, and put
 // back untouched if the reallocation failed. malloc_usable_size and dlclose are glibc's own,
-// found with dlsym(RTLD_NEXT) on first use (never from inside malloc); dlclose then flushes
+// looked up in libc itself on first use (never from inside malloc) — not with RTLD_NEXT, which
+// in a program linked with another allocator (redis-server links jemalloc) finds that
+// allocator's malloc_usable_size, which cannot read glibc's blocks. dlclose then flushes
 // libunwind's caches, whose cached frame layouts would otherwise outlive the unloaded code.
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
+#include <gnu/lib-names.h>
 #include <libunwind.h>
 
 #include <atomic>
@@ -49,7 +52,11 @@ template <class Function>
 Function glibc_function(std::atomic<Function>& cache, const char* name) noexcept {
   Function f = cache.load(std::memory_order_acquire);
   if (f == nullptr) {
-    f = reinterpret_cast<Function>(dlsym(RTLD_NEXT, name));
+    // libc is always loaded; RTLD_NOLOAD only returns a handle to it. The handle is kept (libc
+    // is never unloaded), which also spares a call of our own dlclose from in here.
+    void* libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+    if (libc == nullptr) return nullptr;
+    f = reinterpret_cast<Function>(dlsym(libc, name));
     cache.store(f, std::memory_order_release);
   }
   return f;

@@ -1,8 +1,9 @@
 // tests/install/consumer/main.cpp — a program built against an installed leakless.
 //
 // How it works: uses the header-only leakless::hmap, the library function leakless::version() and
-// the heap profiler's API (a program linking leakless::leakless is profiled), checks the results, prints "consumer ok: version=X size=N" and returns 0 only if every check
-// holds; any wrong result is printed on stderr and makes it return 1.
+// the heap profiler's API (a program linking leakless::leakless is profiled), checks the results,
+// prints "consumer ok: version=X size=N" and returns 0 only if every check holds; any wrong result
+// is printed on stderr and makes it return 1.
 #include <cstddef>
 #include <iostream>
 #include <sstream>
