@@ -57,6 +57,8 @@ UNSAMPLED_RATE = "1024g"  # mean 1 TiB between samples: a run of a few GiB is al
 SETUPS = [
     ("none", "no profiler (glibc malloc)"),
     ("leakless", "leakless, 512 KiB"),
+    ("none-again", "ref: no profiler, again (noise floor)"),
+    ("leakless-nodump", "ref: leakless, 512 KiB, no profile written"),
     ("jemalloc", "jemalloc prof, lg_prof_sample:19"),
     ("gperftools", "gperftools HEAPPROFILE"),
     ("heaptrack", "heaptrack"),
@@ -103,6 +105,7 @@ class Run:
         self.timed_out = False
         self.kv: dict[str, str] = {}
         self.other_cpu = 0.0  # CPUs used by other processes meanwhile
+        self.steal = 0.0      # CPUs the hypervisor gave to other guests meanwhile
         self.dump_bytes = 0   # profile files the profiler wrote
 
     def f(self, key: str) -> float | None:
@@ -112,13 +115,14 @@ class Run:
             return None
 
 
-def cpu_jiffies() -> int:
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, steal) jiffies of the whole machine since boot, from /proc/stat."""
     try:
         f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
-        return 0
-    user, nice, system, _idle, _iowait, irq, softirq = (f + [0] * 7)[:7]
-    return user + nice + system + irq + softirq
+        return 0, 0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (f + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal
 
 
 def children_cpu() -> float:
@@ -133,9 +137,9 @@ def wait_quiet(limit_s: float) -> None:
     hz = os.sysconf("SC_CLK_TCK")
     deadline = time.monotonic() + limit_s
     while True:
-        b0 = cpu_jiffies()
+        b0 = cpu_jiffies()[0]
         time.sleep(2)
-        busy = (cpu_jiffies() - b0) / hz / 2
+        busy = (cpu_jiffies()[0] - b0) / hz / 2
         if busy < 0.2 or time.monotonic() > deadline:
             return
         log(f"waiting for the machine to be quiet (other processes use {busy:.2f} CPU)")
@@ -162,6 +166,8 @@ class Runner:
         if setup == "leakless":
             env = {"LD_PRELOAD": str(self.lib), "LEAKLESS_HEAP_PROFILE": p}
             files = p + ".*.heap.pb.gz"
+        elif setup == "leakless-nodump":
+            env = {"LD_PRELOAD": str(self.lib)}
         elif setup == "jemalloc":
             env = {"LD_PRELOAD": str(JEMALLOC),
                    "MALLOC_CONF": f"prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:{p}"}
@@ -178,7 +184,7 @@ class Runner:
             env = {"LD_PRELOAD": str(TCMALLOC)}
         elif setup.startswith("leakless-rate="):  # the micro measurements
             env = {"LD_PRELOAD": str(self.lib), "LEAKLESS_SAMPLE_RATE": setup.split("=", 1)[1]}
-        elif setup != "none":
+        elif setup not in ("none", "none-again"):
             raise ValueError(setup)
         env.update(extra_env)
         return ["env"] + [f"{k}={v}" for k, v in env.items()] + prefix, files
@@ -194,7 +200,7 @@ class Runner:
         log("+ " + " ".join(full))
         r = Run()
         hz = os.sysconf("SC_CLK_TCK")
-        b0, c0, t0 = cpu_jiffies(), children_cpu(), time.monotonic()
+        (b0, s0), c0, t0 = cpu_jiffies(), children_cpu(), time.monotonic()
         proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.env, cwd=self.work, start_new_session=True)
         try:
@@ -206,7 +212,9 @@ class Runner:
             log(f"  stopped after {self.timeout:g} s")
         wall = time.monotonic() - t0
         if wall > 0:
-            r.other_cpu = max(0.0, ((cpu_jiffies() - b0) / hz - (children_cpu() - c0)) / wall)
+            b1, s1 = cpu_jiffies()
+            r.other_cpu = max(0.0, ((b1 - b0) / hz - (children_cpu() - c0)) / wall)
+            r.steal = (s1 - s0) / hz / wall
         for line in out.splitlines():
             k, _, v = line.partition(" ")
             if k and v and k not in r.kv:
@@ -375,34 +383,60 @@ class Table:
         return "\n".join(out + ["| " + " | ".join(r) + " |" for r in self.rows])
 
 
+def paired(res: dict, wl: str, setup: str, attr: str) -> float | None:
+    """Median over the rounds of setup/none, each setup run against the no-profiler run of its own
+    round: neighbours in time, so slow drifts of a shared machine cancel out."""
+    base = res.get((wl, "none"), [])
+    ratios = [getattr(r, attr) / getattr(b, attr)
+              for r, b in zip(res.get((wl, setup), []), base)
+              if not r.timed_out and not b.timed_out and getattr(b, attr) > 0]
+    return statistics.median(ratios) if ratios else None
+
+
+def paired_range(res: dict, wl: str, setup: str, attr: str) -> str:
+    base = res.get((wl, "none"), [])
+    ratios = sorted(getattr(r, attr) / getattr(b, attr)
+                    for r, b in zip(res.get((wl, setup), []), base)
+                    if not r.timed_out and not b.timed_out and getattr(b, attr) > 0)
+    if not ratios:
+        return "—"
+    return f"{(ratios[0] - 1) * 100:+.1f}%..{(ratios[-1] - 1) * 100:+.1f}%"
+
+
+def vs(x: float | None, times: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{(x - 1) * 100:+.1f}%" + (f" ({x:.2f}×)" if times else "")
+
+
 def program_tables(res: dict, setups: list[str], timeout: float) -> list[Table]:
     tables = []
     for wl, label in WORKLOADS:
-        base = res.get((wl, "none"), [])
-        bw = med([r.wall for r in base if not r.timed_out])
-        bc = med([r.cpu for r in base if not r.timed_out])
-        br = med([r.rss_kib for r in base if not r.timed_out])
+        bw = med([r.wall for r in res.get((wl, "none"), []) if not r.timed_out])
         t = Table(label, ["setup", "wall (s)", "wall vs none", "CPU (s)", "CPU vs none",
                           "peak RSS", "RSS vs none", "profile written", "runs",
-                          "other CPUs busy"])
+                          "other CPUs busy / steal"])
         for s in setups:
             runs = res.get((wl, s), [])
             if not runs:
                 continue
+            load = (f"{med([r.other_cpu for r in runs]):.2f} / "
+                    f"{med([r.steal for r in runs]):.2f}")
             if any(r.timed_out for r in runs):
                 t.add([NAMES[s], f"> {timeout:g} (stopped)",
-                       f"> {ratio(timeout, bw)}", "—", "—", "—", "—", "—", str(len(runs)),
-                       f"{med([r.other_cpu for r in runs]):.2f}"])
+                       "—" if bw is None else f"> {timeout / bw:.1f}×", "—", "—", "—", "—", "—",
+                       str(len(runs)), load])
                 continue
             w = med([r.wall for r in runs])
             c = med([r.cpu for r in runs])
             k = med([r.rss_kib for r in runs])
             d = med([r.dump_bytes for r in runs])
-            t.add([NAMES[s], f"{w:.2f}", "—" if s == "none" else f"{pct(w, bw)} ({ratio(w, bw)})",
-                   f"{c:.2f}", "—" if s == "none" else pct(c, bc), fmt_kib(k),
-                   "—" if s == "none" else pct(k, br),
+            base = s == "none"
+            t.add([NAMES[s], f"{w:.2f}", "—" if base else vs(paired(res, wl, s, "wall"), True),
+                   f"{c:.2f}", "—" if base else vs(paired(res, wl, s, "cpu")), fmt_kib(k),
+                   "—" if base else vs(paired(res, wl, s, "rss_kib")),
                    fmt_bytes(d) if s in ("leakless", "jemalloc", "gperftools", "heaptrack")
-                   else "—", str(len(runs)), f"{med([r.other_cpu for r in runs]):.2f}"])
+                   else "—", str(len(runs)), load])
         tables.append(t)
     return tables
 
@@ -418,25 +452,35 @@ def micro_figures(pair: dict, sc: dict) -> dict:
     f["rate1"] = med([r.f("ns_per_pair") for r in sc["leakless-rate=1"]])
     f["rate1_unsampled"] = med([r.f("ns_per_pair") for r in sc[f"leakless-rate={UNSAMPLED_RATE}"]])
     f["rate1_profiler_bytes"] = med([r.f("stats.profiler_bytes") for r in sc["leakless-rate=1"]])
+
+    def diff(a: list[Run], b: list[Run]) -> float | None:
+        # Median over the rounds of a run minus the run of the other setup in the same round.
+        return med([x.f("ns_per_pair") - y.f("ns_per_pair") for x, y in zip(a, b)
+                    if x.f("ns_per_pair") is not None and y.f("ns_per_pair") is not None])
+    f["added_unsampled"] = diff(pair[f"leakless-rate={UNSAMPLED_RATE}"], pair["none"])
+    f["added_default"] = diff(pair["leakless-rate=512k"], pair["none"])
+    f["per_sample"] = diff(sc["leakless-rate=1"], sc[f"leakless-rate={UNSAMPLED_RATE}"])
     return f
 
 
 def micro_table(f: dict, cfg: dict) -> Table:
-    def sub(a: float | None, b: float | None) -> str:
-        return "—" if a is None or b is None else f"{a - b:+.2f}"
+    def sub(x: float | None) -> str:
+        return "—" if x is None else f"{x:+.2f}"
     t = Table("malloc(64)+free pairs and the cost of a sample",
               ["measurement", "ns per malloc+free", "added by leakless (ns)", "samples taken"],
-              "Thread CPU time of the loop divided by the iterations; median of the repetitions.")
+              "Thread CPU time of the loop divided by the iterations; median of the repetitions. "
+              "*Added* is the median over the repetitions of the difference between the two "
+              "runs of the same repetition.")
     t.add([f"no profiler ({cfg['pair_iters']:,} pairs)", f"{f['none']:.2f}", "—", "—"])
     t.add([f"leakless, nothing sampled (rate {UNSAMPLED_RATE})", f"{f['unsampled']:.2f}",
-           sub(f["unsampled"], f["none"]), f"{f['unsampled_samples']:.0f}"])
+           sub(f["added_unsampled"]), f"{f['unsampled_samples']:.0f}"])
     t.add(["leakless, default rate 512 KiB (one 64 B pair in ~8,192 sampled)",
-           f"{f['default']:.2f}", sub(f["default"], f["none"]),
+           f"{f['default']:.2f}", sub(f["added_default"]),
            f"{f['default_samples']:.0f}"])
     t.add([f"20 frames deep, 4 call stacks, nothing sampled ({cfg['sample_iters']:,} pairs)",
            f"{f['rate1_unsampled']:.2f}", "—", "0"])
     t.add(["same, every allocation sampled (LEAKLESS_SAMPLE_RATE=1)", f"{f['rate1']:.2f}",
-           sub(f["rate1"], f["rate1_unsampled"]) + " = cost per sample", f"{cfg['sample_iters']:,}"])
+           sub(f["per_sample"]) + " = cost per sample", f"{cfg['sample_iters']:,}"])
     return t
 
 
@@ -475,12 +519,18 @@ def leak_table(lf: dict, plain: Run) -> Table:
 
 def goals(res: dict, mf: dict, lf: dict) -> list[tuple[str, str, str]]:
     def overhead(wl: str) -> tuple[float | None, float | None, bool]:
-        b = [r for r in res.get((wl, "none"), []) if not r.timed_out]
-        l = res.get((wl, "leakless"), [])
-        if not b or not l or any(r.timed_out for r in l):
+        w, c = paired(res, wl, "leakless", "wall"), paired(res, wl, "leakless", "cpu")
+        if w is None or c is None:
             return None, None, False
-        return ((med([r.wall for r in l]) / med([r.wall for r in b]) - 1) * 100,
-                (med([r.cpu for r in l]) / med([r.cpu for r in b]) - 1) * 100, True)
+        return (w - 1) * 100, (c - 1) * 100, True
+
+    def spread(wl: str) -> str:
+        out = f"; rounds {paired_range(res, wl, 'leakless', 'wall')}"
+        n = paired(res, wl, "none-again", "wall")
+        if n is not None:
+            out += (f"; noise floor (no profiler, run twice): {(n - 1) * 100:+.1f}%, rounds "
+                    f"{paired_range(res, wl, 'none-again', 'wall')}")
+        return out
 
     def status(ok: bool | None) -> str:
         return "NOT MEASURED" if ok is None else ("MET" if ok else "NOT MET")
@@ -491,13 +541,14 @@ def goals(res: dict, mf: dict, lf: dict) -> list[tuple[str, str, str]]:
         w, c, ok = overhead(wl)
         out.append((f"≤ {goal:g}% wall overhead on {label} at 512 KiB",
                     status(None if not ok else w <= goal),
-                    "—" if not ok else f"wall {w:+.1f}%, CPU {c:+.1f}% (medians)"))
-    added = None if mf["unsampled"] is None else mf["unsampled"] - mf["none"]
+                    "—" if not ok else f"wall {w:+.1f}%, CPU {c:+.1f}% (median of the rounds' "
+                    "ratios)" + spread(wl)))
+    added = mf["added_unsampled"]
     out.append((f"≤ {GOAL_NS:g} ns added per unsampled malloc+free",
                 status(None if added is None else added <= GOAL_NS),
                 "—" if added is None else
                 f"{added:+.2f} ns ({mf['none']:.2f} → {mf['unsampled']:.2f}); at the default "
-                f"rate {mf['default'] - mf['none']:+.2f} ns"))
+                f"rate {mf['added_default']:+.2f} ns; one sample costs {mf['per_sample']:.0f} ns"))
     out.append((f"median inuse estimate within ±{GOAL_ACC:g}% of a 100 MiB leak "
                 f"({lf['n']} seeds)", status(abs(lf["median"]) <= GOAL_ACC),
                 f"median {lf['median']:+.2f}%, p10 {lf['p10']:+.2f}%, p90 {lf['p90']:+.2f}%, "
@@ -516,7 +567,7 @@ def goals(res: dict, mf: dict, lf: dict) -> list[tuple[str, str, str]]:
         l = [r for r in res.get((wl, "leakless"), []) if not r.timed_out]
         if b and l:
             d = med([r.rss_kib for r in l]) - med([r.rss_kib for r in b])
-            p = d / med([r.rss_kib for r in b]) * 100
+            p = ((paired(res, wl, "leakless", "rss_kib") or 0) - 1) * 100
             parts.append(f"{label}: {d:+,.0f} KiB ({p:+.1f}%)")
             oks.append(p <= GOAL_MEM)
     out.append((f"peak RSS increase under leakless ≤ {GOAL_MEM:g}% (whole process: also the "
@@ -578,7 +629,8 @@ def report(args, cfg, setups, res, mf, lf, plain, errors, compiler, pinned, comm
             f"a run over {args.timeout:g} s is stopped, one over {args.max_repeat:g} s is not "
             "repeated (see *runs*); 'other CPUs busy' is the "
             "median number of CPUs that other processes on the machine used meanwhile "
-            "(0 = quiet)."]
+            "(0 = quiet) and the CPUs the hypervisor gave to other guests (steal). *vs none*: "
+            "the median over the rounds of each run against the no-profiler run of its round."]
     tables = program_tables(res, setups, args.timeout) + [micro_table(mf, cfg),
                                                           leak_table(lf, plain)]
     gl = goals(res, mf, lf)
@@ -610,6 +662,8 @@ today. Setups (all preloaded into unchanged programs, except heaptrack, which wr
 | --- | --- | --- |
 | no profiler | the program as it is, glibc malloc | the baseline |
 | leakless, 512 KiB | `LD_PRELOAD=libleakless.so LEAKLESS_HEAP_PROFILE=<tmp prefix>` (default rate 512 KiB), writing its heap profile at exit | glibc stays the allocator |
+| ref: no profiler, again | the baseline run a second time in each repetition | the noise floor: what the machine alone changes between two identical runs |
+| ref: leakless, no profile written | `LD_PRELOAD=libleakless.so`, no `LEAKLESS_HEAP_PROFILE` | sampling only: the difference to the row above is the profile written at exit (symbolization, encoding) |
 | jemalloc prof | `LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:<tmp prefix>` | also replaces the allocator: the figure mixes jemalloc's speed with its profiler's cost (the *ref: jemalloc* row is jemalloc alone); `prof_final` makes it write a profile at exit like the others |
 | gperftools HEAPPROFILE | `LD_PRELOAD=libtcmalloc.so.4 HEAPPROFILE=<tmp prefix>` | also replaces the allocator (*ref: tcmalloc* is tcmalloc alone); it does not sample: it records every allocation and dumps every 1 GiB allocated and at exit |
 | heaptrack | `heaptrack -o <tmp prefix> program args` | records every allocation and streams it to a helper process (`heaptrack_interpret`) and a compressor; peak RSS is GNU time's maximum over the whole process tree, i.e. the largest single process: normally the profiled program |
@@ -626,7 +680,7 @@ The script (`bench/heap_compare.py` does the work) builds `libleakless.so` and `
 with CMake in `build/bench-heap` (Release, `-O2 -DNDEBUG`), runs everything below one after the
 other, prints the tables and the goals checklist, and exits non-zero if any run crashed, printed
 a different result from the others or, for a profiler, wrote no profile. Options: `--reps N`
-(default 5), `--timeout SECONDS` (default 60: a slower run is stopped and shown as a lower
+(default 7), `--timeout SECONDS` (default 60: a slower run is stopped and shown as a lower
 bound), `--max-repeat SECONDS` (default 20: a setup whose run took longer is measured once, which
 keeps gperftools and heaptrack within the run's budget), `--setups none,leakless,...`,
 `--no-build`, `--no-pin`, `--wait-quiet SECONDS` (default 10: before each round, wait that long
@@ -642,8 +696,9 @@ at most for other processes to go quiet).
   sources of Debian's libgtest-dev, fixed by its version); its findings must be identical under
   every setup.
 - **wall / CPU / peak RSS**: `/usr/bin/time -f '%e %M %U %S'` around each run: elapsed seconds,
-  peak resident set in KiB, user + system CPU seconds. *vs none* is the median of the setup over
-  the median with no profiler. CPU time is shown because it is less disturbed than wall time by
+  peak resident set in KiB, user + system CPU seconds. *vs none* is the median, over the
+  repetitions, of each run against the no-profiler run of the same repetition (runs next to each
+  other in time, so slow drifts of a shared machine cancel out). CPU time is shown because it is less disturbed than wall time by
   other processes on a shared machine. *profile written* is the size of the profile files the
   profiler wrote (removed after each run).
 - **ns per malloc+free**: `alloc_bench pair` runs `malloc(64)`/`free` in a loop; thread CPU time
@@ -680,7 +735,7 @@ def command_line(args: argparse.Namespace) -> str:
             parts += ["--markdown", str(args.markdown.resolve().relative_to(REPO))]
         except ValueError:
             parts += ["--markdown", "FILE"]
-    for key, default in (("reps", 5), ("timeout", 60.0), ("wait_quiet", 10.0),
+    for key, default in (("reps", 7), ("timeout", 60.0), ("wait_quiet", 10.0),
                          ("max_repeat", 20.0)):
         if getattr(args, key) != default:
             parts.append(f"--{key.replace('_', '-')}={getattr(args, key):g}")
@@ -700,7 +755,7 @@ def main() -> int:
     ap.add_argument("--build-dir", type=Path, default=REPO / "build" / "bench-heap")
     ap.add_argument("--no-build", action="store_true", help="reuse the binaries already built")
     ap.add_argument("--no-pin", action="store_true", help="do not pin to a core with taskset")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="stop a program run after SECONDS (0: never); it is not repeated")
     ap.add_argument("--max-repeat", metavar="SECONDS", type=float, default=20.0,
@@ -711,7 +766,7 @@ def main() -> int:
                     help="before each round of runs, wait up to SECONDS for other processes to "
                          "go quiet")
     args = ap.parse_args()
-    if args.quick and args.reps == 5:
+    if args.quick and args.reps == 7:
         args.reps = 3
     cfg = QUICK if args.quick else FULL
     setups = [s for s, _ in SETUPS if s in args.setups.split(",")]
