@@ -257,6 +257,12 @@ def measure_programs(rn: Runner, bench: Path, cfg: dict, setups: list[str], reps
     for rep in range(reps):
         for wl, label in WORKLOADS:
             wait_quiet(quiet_s)
+            # An unmeasured run first: the first run after an idle pause was measurably slower
+            # (up to ~10%) than the same run a few seconds later, which would bias every ratio.
+            warm = (["env", str(bench), "churn", "--iters", str(cfg["churn_iters"])]
+                    if wl == "churn" else ["env"] + cppcheck_cmd(rn.work / "warm.txt"))
+            subprocess.run(rn.pin + warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=rn.env, cwd=rn.work, check=False)
             for setup in setups:
                 if (wl, setup) in stopped:
                     continue
@@ -425,7 +431,7 @@ def program_tables(res: dict, setups: list[str], timeout: float) -> list[Table]:
             if any(r.timed_out for r in runs):
                 t.add([NAMES[s], f"> {timeout:g} (stopped)",
                        "—" if bw is None else f"> {timeout / bw:.1f}×", "—", "—", "—", "—", "—",
-                       str(len(runs)), load])
+                       str(len(runs)), "—"])
                 continue
             w = med([r.wall for r in runs])
             c = med([r.cpu for r in runs])
@@ -473,10 +479,10 @@ def micro_table(f: dict, cfg: dict) -> Table:
               "runs of the same repetition.")
     t.add([f"no profiler ({cfg['pair_iters']:,} pairs)", f"{f['none']:.2f}", "—", "—"])
     t.add([f"leakless, nothing sampled (rate {UNSAMPLED_RATE})", f"{f['unsampled']:.2f}",
-           sub(f["added_unsampled"]), f"{f['unsampled_samples']:.0f}"])
+           sub(f["added_unsampled"]), f"{f['unsampled_samples']:,.0f}"])
     t.add(["leakless, default rate 512 KiB (one 64 B pair in ~8,192 sampled)",
            f"{f['default']:.2f}", sub(f["added_default"]),
-           f"{f['default_samples']:.0f}"])
+           f"{f['default_samples']:,.0f}"])
     t.add([f"20 frames deep, 4 call stacks, nothing sampled ({cfg['sample_iters']:,} pairs)",
            f"{f['rate1_unsampled']:.2f}", "—", "0"])
     t.add(["same, every allocation sampled (LEAKLESS_SAMPLE_RATE=1)", f"{f['rate1']:.2f}",
@@ -635,7 +641,7 @@ def report(args, cfg, setups, res, mf, lf, plain, errors, compiler, pinned, comm
                                                           leak_table(lf, plain)]
     gl = goals(res, mf, lf)
     txt = ["=" * 100] + head + [""]
-    md = [f"### Results ({when})", ""] + [f"- {h}" for h in head] + [""]
+    md = ["### Results", ""] + [f"- {h}" for h in head] + [""]
     if errors:
         txt += ["ERRORS (the figures below may be incomplete or wrong):"]
         txt += [f"  * {e}" for e in errors] + [""]
@@ -668,7 +674,7 @@ today. Setups (all preloaded into unchanged programs, except heaptrack, which wr
 | gperftools HEAPPROFILE | `LD_PRELOAD=libtcmalloc.so.4 HEAPPROFILE=<tmp prefix>` | also replaces the allocator (*ref: tcmalloc* is tcmalloc alone); it does not sample: it records every allocation and dumps every 1 GiB allocated and at exit |
 | heaptrack | `heaptrack -o <tmp prefix> program args` | records every allocation and streams it to a helper process (`heaptrack_interpret`) and a compressor; peak RSS is GNU time's maximum over the whole process tree, i.e. the largest single process: normally the profiled program |
 
-## Reproduce
+### Reproduce
 
 ```sh
 scripts/setup                                           # once: cppcheck, jemalloc, gperftools, heaptrack, ...
@@ -686,12 +692,15 @@ keeps gperftools and heaptrack within the run's budget), `--setups none,leakless
 `--no-build`, `--no-pin`, `--wait-quiet SECONDS` (default 10: before each round, wait that long
 at most for other processes to go quiet).
 
-## What each figure means
+### What each figure means
 
 - **alloc_bench churn**: one thread keeps 32,768 live objects (`std::string`, `std::vector`
   grown by `push_back`, `std::map`, raw `new[]` buffers; sizes log-uniform 16 B..4 KiB, one
   allocation in 256 a 64 KiB buffer) and replaces a random one per iteration, reading it into a
   checksum; 1,000,000 iterations. The checksum must be the same under every setup.
+- **order of the runs**: in each repetition, for each program, one unmeasured warm-up run, then
+  every setup once, in the order of the tables; a setup's *vs none* uses the no-profiler run of
+  the same repetition.
 - **cppcheck over googletest**: `cppcheck -q --enable=all --std=c++17 /usr/src/googletest` (the
   sources of Debian's libgtest-dev, fixed by its version); its findings must be identical under
   every setup.
