@@ -679,14 +679,14 @@ today. Setups (all preloaded into unchanged programs, except heaptrack, which wr
 ```sh
 scripts/setup                                           # once: cppcheck, jemalloc, gperftools, heaptrack, ...
 bench/run_heap_bench.sh --markdown docs/benchmarks.md   # full run, about 10 minutes; refreshes the results below
-bench/run_heap_bench.sh --quick                         # about 2 minutes, fewer iterations and seeds
+bench/run_heap_bench.sh --quick                         # about 2 minutes: 1 repetition, fewer iterations and seeds
 ```
 
 The script (`bench/heap_compare.py` does the work) builds `libleakless.so` and `bench/alloc_bench`
 with CMake in `build/bench-heap` (Release, `-O2 -DNDEBUG`), runs everything below one after the
 other, prints the tables and the goals checklist, and exits non-zero if any run crashed, printed
 a different result from the others or, for a profiler, wrote no profile. Options: `--reps N`
-(default 7), `--timeout SECONDS` (default 60: a slower run is stopped and shown as a lower
+(default 7; `--quick`: 1), `--timeout SECONDS` (default 60, `--quick`: 20: a slower run is stopped and shown as a lower
 bound), `--max-repeat SECONDS` (default 20: a setup whose run took longer is measured once, which
 keeps gperftools and heaptrack within the run's budget), `--setups none,leakless,...`,
 `--no-build`, `--no-pin`, `--wait-quiet SECONDS` (default 10: before each round, wait that long
@@ -744,8 +744,9 @@ def command_line(args: argparse.Namespace) -> str:
             parts += ["--markdown", str(args.markdown.resolve().relative_to(REPO))]
         except ValueError:
             parts += ["--markdown", "FILE"]
-    for key, default in (("reps", 7), ("timeout", 60.0), ("wait_quiet", 10.0),
-                         ("max_repeat", 20.0)):
+    defaults = {"reps": 1 if args.quick else 7, "timeout": 20.0 if args.quick else 60.0,
+                "wait_quiet": 10.0, "max_repeat": 20.0}
+    for key, default in defaults.items():
         if getattr(args, key) != default:
             parts.append(f"--{key.replace('_', '-')}={getattr(args, key):g}")
     if args.setups != ",".join(s for s, _ in SETUPS):
@@ -764,9 +765,10 @@ def main() -> int:
     ap.add_argument("--build-dir", type=Path, default=REPO / "build" / "bench-heap")
     ap.add_argument("--no-build", action="store_true", help="reuse the binaries already built")
     ap.add_argument("--no-pin", action="store_true", help="do not pin to a core with taskset")
-    ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--timeout", type=float, default=60.0,
-                    help="stop a program run after SECONDS (0: never); it is not repeated")
+    ap.add_argument("--reps", type=int, help="repetitions (default 7; --quick: 1)")
+    ap.add_argument("--timeout", type=float,
+                    help="stop a program run after SECONDS (0: never; default 60, --quick: 20); "
+                         "it is not repeated")
     ap.add_argument("--max-repeat", metavar="SECONDS", type=float, default=20.0,
                     help="a setup whose run took longer than SECONDS is not repeated")
     ap.add_argument("--setups", default=",".join(s for s, _ in SETUPS),
@@ -775,8 +777,10 @@ def main() -> int:
                     help="before each round of runs, wait up to SECONDS for other processes to "
                          "go quiet")
     args = ap.parse_args()
-    if args.quick and args.reps == 7:
-        args.reps = 3
+    if args.reps is None:
+        args.reps = 1 if args.quick else 7
+    if args.timeout is None:
+        args.timeout = 20.0 if args.quick else 60.0
     cfg = QUICK if args.quick else FULL
     setups = [s for s, _ in SETUPS if s in args.setups.split(",")]
     if "none" not in setups or "leakless" not in setups:
