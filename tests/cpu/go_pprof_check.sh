@@ -11,30 +11,16 @@ set -euo pipefail
 
 lib=$1
 scenario=$2
-scratch=$3
-
-fail() {
-  echo "go_pprof_check: FAIL: $*" >&2
-  exit 1
-}
-
-command -v go >/dev/null || fail "go is not installed (scripts/setup installs golang-go)"
-rm -rf "$scratch"
-mkdir -p "$scratch/home" "$scratch/bin"
-export HOME="$scratch/home" GOCACHE="$scratch/home/gocache" GOFLAGS=-mod=mod GOPROXY=off \
-  PPROF_TMPDIR="$scratch/home" PPROF_BINARY_PATH="$scratch/nowhere"
+# shellcheck source=../support/go_pprof.sh
+source "$(dirname "$0")/../support/go_pprof.sh"
+go_pprof_setup "$3"
 
 cp "$scenario" "$scratch/bin/cpu_scenario"
 (cd "$scratch" && env LD_PRELOAD="$lib" LEAKLESS_CPU_PROFILE="$scratch/cpu.pb.gz" \
   "$scratch/bin/cpu_scenario" burn 1.5 >/dev/null) || fail "cpu_scenario exited with status $?"
 rm -rf "$scratch/bin"
 
-(cd "$scratch" && go tool pprof -top -nodecount=5 "$scratch/cpu.pb.gz") >"$scratch/top.out" \
-  2>"$scratch/top.err" || fail "go tool pprof -top failed: $(cat "$scratch/top.err")"
-if grep -v -E '^(File: |Type: |Time: |Duration: |Showing |Dropped |Main binary filename not available\.?$|$)' \
-  "$scratch/top.err" | grep -q .; then
-  fail "go tool pprof -top printed warnings: $(cat "$scratch/top.err")"
-fi
+go_pprof top -top -nodecount=5 "$scratch/cpu.pb.gz"
 grep -q '^Type: cpu$' "$scratch/top.out" "$scratch/top.err" ||
   fail "pprof does not see a CPU profile: $(cat "$scratch/top.out" "$scratch/top.err")"
 first=$(awk '/flat%/ {getline; print; exit}' "$scratch/top.out")

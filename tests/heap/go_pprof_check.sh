@@ -17,18 +17,9 @@ set -euo pipefail
 
 lib=$1
 scenario=$2
-scratch=$3
-
-fail() {
-  echo "go_pprof_check: FAIL: $*" >&2
-  exit 1
-}
-
-command -v go >/dev/null || fail "go is not installed (scripts/setup installs golang-go)"
-rm -rf "$scratch"
-mkdir -p "$scratch/home" "$scratch/bin"
-export HOME="$scratch/home" GOCACHE="$scratch/home/gocache" GOFLAGS=-mod=mod GOPROXY=off \
-  PPROF_TMPDIR="$scratch/home" PPROF_BINARY_PATH="$scratch/nowhere"
+# shellcheck source=../support/go_pprof.sh
+source "$(dirname "$0")/../support/go_pprof.sh"
+go_pprof_setup "$3"
 
 # A private copy of the program that is deleted after the runs: pprof cannot open it.
 cp "$scenario" "$scratch/bin/heap_scenario"
@@ -44,23 +35,9 @@ rm -rf "$scratch/bin"
 big=$(ls "$scratch"/big.*.heap.pb.gz)
 small=$(ls "$scratch"/small.*.heap.pb.gz)
 
-pprof() {
-  local name=$1
-  shift
-  # From the scratch directory: pprof guesses a prefix to trim from source paths from the name of
-  # the directory it runs in, and the absolute paths in our profiles need no trimming.
-  (cd "$scratch" && go tool pprof "$@") >"$scratch/$name.out" 2>"$scratch/$name.err" ||
-    fail "go tool pprof $* failed: $(cat "$scratch/$name.err")"
-  # pprof's normal chatter on stderr; anything else (a symbolization warning, a missing binary,
-  # a parse complaint) is a failure.
-  if grep -v -E '^(File: |Type: |Time: |Showing |Dropped |Main binary filename not available\.?$|$)' \
-    "$scratch/$name.err" | grep -q .; then
-    fail "go tool pprof $* printed warnings: $(cat "$scratch/$name.err")"
-  fi
-}
 
 # -top: grow_cache first, with ~24 MiB.
-pprof top -top -nodecount=5 "$big"
+go_pprof top -top -nodecount=5 "$big"
 first=$(awk '/flat%/ {getline; print; exit}' "$scratch/top.out")
 [[ "$first" == *grow_cache* ]] || fail "-top does not list grow_cache first: $(cat "$scratch/top.out")"
 inuse_mb=$(awk '{print $1}' <<<"$first")
@@ -72,23 +49,23 @@ sys.exit(0 if abs(value / (24 * 2**20) - 1) <= 0.10 else 1)
 EOF
 
 # -list: the source of grow_cache with its allocating line.
-pprof list -list 'grow_cache' "$big"
+go_pprof list -list 'grow_cache' "$big"
 grep -q 'ROUTINE ======================== .*grow_cache' "$scratch/list.out" ||
   fail "-list has no routine for grow_cache: $(cat "$scratch/list.out")"
 grep -q 'make_unique<char\[\]>(64 \* 1024)' "$scratch/list.out" ||
   fail "-list does not show the allocating source line: $(cat "$scratch/list.out")"
 
 # -traces: full stacks with main below grow_cache.
-pprof traces -traces "$big"
+go_pprof traces -traces "$big"
 grep -q 'grow_cache' "$scratch/traces.out" || fail "-traces does not mention grow_cache"
 grep -q -E '^ +main$|[[:space:]]main$' "$scratch/traces.out" || fail "-traces has no main frame"
 
 # -sample_index=alloc_space
-pprof alloc -sample_index=alloc_space -top -nodecount=5 "$big"
+go_pprof alloc -sample_index=alloc_space -top -nodecount=5 "$big"
 grep -q 'grow_cache' "$scratch/alloc.out" || fail "alloc_space -top does not name grow_cache"
 
 # -base: what grew between the 8 MiB and the 24 MiB run.
-pprof base -top -nodecount=5 -base "$small" "$big"
+go_pprof base -top -nodecount=5 -base "$small" "$big"
 growth=$(awk '/flat%/ {getline; print; exit}' "$scratch/base.out")
 [[ "$growth" == *grow_cache* ]] || fail "-base does not show grow_cache first: $(cat "$scratch/base.out")"
 

@@ -27,25 +27,14 @@
 #include <sys/wait.h>
 
 #include "pprof/profile.hpp"
-
-extern char** environ;
+#include "support/run_program.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct run_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using leakless::test::read_file;
+using leakless::test::run_result;
 
 class ProgramTest : public testing::Test {
  protected:
@@ -60,45 +49,11 @@ class ProgramTest : public testing::Test {
   run_result run(const std::vector<std::string>& args, std::map<std::string, std::string> env = {},
                  bool preload = true) {
     if (preload) env["LD_PRELOAD"] = LEAKLESS_LIBRARY;
-    std::vector<std::string> environment;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string entry = *e;
-      if (env.count(entry.substr(0, entry.find('='))) == 0) environment.push_back(entry);
-    }
-    for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
     std::vector<std::string> argv = {program_};
     argv.insert(argv.end(), args.begin(), args.end());
-
-    const auto pointers = [](std::vector<std::string>& strings) {
-      std::vector<char*> p;
-      for (std::string& s : strings) p.push_back(s.data());
-      p.push_back(nullptr);
-      return p;
-    };
-    std::vector<char*> argv_p = pointers(argv);
-    std::vector<char*> env_p = pointers(environment);
-    const std::string out_path = (dir_ / "stdout").string();
-    const std::string err_path = (dir_ / "stderr").string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_addchdir_np(&actions, dir_.c_str());
-    pid_t pid = 0;
-    run_result r;
-    const int spawned =
-        posix_spawn(&pid, argv_p[0], &actions, nullptr, argv_p.data(), env_p.data());
-    posix_spawn_file_actions_destroy(&actions);
-    EXPECT_EQ(spawned, 0);
-    if (spawned != 0) return r;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
-    pid_ = pid;
+    const run_result r = leakless::test::run_program(argv, env, dir_);
+    EXPECT_NE(r.exit_code, -1) << "could not start " << argv[0];
+    pid_ = r.pid;
     return r;
   }
 
