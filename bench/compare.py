@@ -21,13 +21,15 @@ import datetime
 import os
 import platform
 import re
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine_load
+from machine_load import children_cpu, cpu_jiffies
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN_MARK = "<!-- bench-results:begin -->"
@@ -96,35 +98,9 @@ class Results:
         return self.values.get((impl, n, metric))
 
 
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, steal) jiffies of the whole machine since boot, from /proc/stat."""
-    try:
-        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (f + [0] * 8)[:8]
-    return user + nice + system + irq + softirq, steal
-
-
-def children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 def wait_quiet(limit_s: float) -> None:
     """Waits (at most limit_s) until other processes use < 0.1 CPU over a 3-second window."""
-    hz = os.sysconf("SC_CLK_TCK")
-    deadline = time.monotonic() + limit_s
-    while True:
-        b0, _ = cpu_jiffies()
-        time.sleep(3)
-        b1, _ = cpu_jiffies()
-        busy = (b1 - b0) / hz / 3
-        if busy < 0.1 or time.monotonic() > deadline:
-            return
-        print(f"waiting for the machine to be quiet (other processes use {busy:.2f} CPU)",
-              file=sys.stderr, flush=True)
-
+    machine_load.wait_quiet(limit_s, 0.1, 3)
 
 def run_impl(impl: str, cmd: list[str], res: Results, quiet_s: float) -> None:
     if quiet_s > 0:

@@ -35,7 +35,6 @@ import hashlib
 import os
 import platform
 import re
-import resource
 import shutil
 import signal
 import statistics
@@ -44,6 +43,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine_load
+from machine_load import children_cpu, cpu_jiffies
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN_MARK = "<!-- heap-profiler:begin -->"
@@ -115,133 +117,9 @@ class Run:
             return None
 
 
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, steal) jiffies of the whole machine since boot, from /proc/stat."""
-    try:
-        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (f + [0] * 8)[:8]
-    return user + nice + system + irq + softirq, steal
-
-
-def children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 def wait_quiet(limit_s: float) -> None:
     """Waits (at most limit_s) until other processes use < 0.2 CPU over a 2-second window."""
-    if limit_s <= 0:
-        return
-    hz = os.sysconf("SC_CLK_TCK")
-    deadline = time.monotonic() + limit_s
-    while True:
-        b0 = cpu_jiffies()[0]
-        time.sleep(2)
-        busy = (cpu_jiffies()[0] - b0) / hz / 2
-        if busy < 0.2 or time.monotonic() > deadline:
-            return
-        log(f"waiting for the machine to be quiet (other processes use {busy:.2f} CPU)")
-
-
-class Runner:
-    def __init__(self, args: argparse.Namespace, lib: Path, work: Path) -> None:
-        self.pin = []
-        if not args.no_pin and shutil.which("taskset") and 1 in os.sched_getaffinity(0):
-            self.pin = ["taskset", "-c", "1"]
-        self.lib, self.work, self.timeout = lib, work, args.timeout
-        self.errors: list[str] = []
-        self.seq = 0
-        self.env = {k: v for k, v in os.environ.items()
-                    if not (k.startswith("LEAKLESS_") or k in ("LD_PRELOAD", "MALLOC_CONF",
-                                                              "HEAPPROFILE"))}
-
-    def wrap(self, setup: str, tag: str, extra_env: dict[str, str]) -> tuple[list[str], str]:
-        """The env assignments and wrapper for a setup, and the glob of the files it writes."""
-        p = str(self.work / tag)
-        env: dict[str, str] = {}
-        prefix: list[str] = []
-        files = ""
-        if setup == "leakless":
-            env = {"LD_PRELOAD": str(self.lib), "LEAKLESS_HEAP_PROFILE": p}
-            files = p + ".*.heap.pb.gz"
-        elif setup == "leakless-nodump":
-            env = {"LD_PRELOAD": str(self.lib)}
-        elif setup == "jemalloc":
-            env = {"LD_PRELOAD": str(JEMALLOC),
-                   "MALLOC_CONF": f"prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:{p}"}
-            files = p + ".*.heap"
-        elif setup == "gperftools":
-            env = {"LD_PRELOAD": str(TCMALLOC), "HEAPPROFILE": p}
-            files = p + ".*.heap"
-        elif setup == "heaptrack":
-            prefix = ["heaptrack", "-o", p]
-            files = p + "*"
-        elif setup == "jemalloc-noprof":
-            env = {"LD_PRELOAD": str(JEMALLOC)}
-        elif setup == "tcmalloc-noprof":
-            env = {"LD_PRELOAD": str(TCMALLOC)}
-        elif setup.startswith("leakless-rate="):  # the micro measurements
-            env = {"LD_PRELOAD": str(self.lib), "LEAKLESS_SAMPLE_RATE": setup.split("=", 1)[1]}
-        elif setup not in ("none", "none-again"):
-            raise ValueError(setup)
-        env.update(extra_env)
-        return ["env"] + [f"{k}={v}" for k, v in env.items()] + prefix, files
-
-    def run(self, setup: str, label: str, cmd: list[str],
-            extra_env: dict[str, str] | None = None) -> Run:
-        self.seq += 1
-        tag = f"{setup}.{self.seq}"
-        wrapper, files = self.wrap(setup, tag, extra_env or {})
-        timefile = self.work / f"time.{self.seq}"
-        full = (["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(timefile)] + self.pin
-                + wrapper + cmd)
-        log("+ " + " ".join(full))
-        r = Run()
-        hz = os.sysconf("SC_CLK_TCK")
-        (b0, s0), c0, t0 = cpu_jiffies(), children_cpu(), time.monotonic()
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env, cwd=self.work, start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=self.timeout if self.timeout > 0 else None)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the process group this call started
-            out, err = proc.communicate()
-            r.timed_out, r.wall = True, self.timeout
-            log(f"  stopped after {self.timeout:g} s")
-        wall = time.monotonic() - t0
-        if wall > 0:
-            b1, s1 = cpu_jiffies()
-            r.other_cpu = max(0.0, ((b1 - b0) / hz - (children_cpu() - c0)) / wall)
-            r.steal = (s1 - s0) / hz / wall
-        for line in out.splitlines():
-            k, _, v = line.partition(" ")
-            if k and v and k not in r.kv:
-                r.kv[k] = v.strip()
-        if not r.timed_out:
-            fields = timefile.read_text().split() if timefile.exists() else []
-            nums = fields[-4:]
-            if proc.returncode != 0 or len(nums) != 4:
-                tail = err.strip().splitlines()[-3:]
-                self.errors.append(f"{label} under {NAMES.get(setup, setup)}: exit status "
-                                   f"{proc.returncode}; stderr ends: {' | '.join(tail)}")
-            else:
-                r.wall, r.rss_kib = float(nums[0]), int(nums[1])
-                r.cpu = float(nums[2]) + float(nums[3])
-            if files:
-                written = glob.glob(files)
-                r.dump_bytes = sum(os.path.getsize(f) for f in written)
-                if not written:
-                    self.errors.append(f"{label} under {NAMES.get(setup, setup)}: the profiler "
-                                       "wrote no profile")
-        for f in glob.glob(str(self.work / tag) + "*"):
-            os.remove(f)  # heaptrack's files reach tens of MiB
-        timefile.unlink(missing_ok=True)
-        return r
-
-
-# ---- the measurements -----------------------------------------------------------------------------
+    machine_load.wait_quiet(limit_s, 0.2, 2, log)
 
 def cppcheck_cmd(outfile: Path) -> list[str]:
     return ["cppcheck", "-q", "--enable=all", "--std=c++17", f"--output-file={outfile}",
