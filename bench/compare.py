@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -403,22 +402,8 @@ def header_version() -> str:
 
 
 def machine_lines(res: Results, pinned: bool) -> list[str]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f", {kb / (1 << 20):.0f} GiB RAM"
-    except (OSError, AttributeError):
-        pass
     m = res.meta
-    lines = [f"Machine: {cpu}, {os.cpu_count()} cores{mem}, Linux {platform.release()}"]
+    lines = [machine_load.machine_line()]
     if "compiler" in m:
         lines.append(f"C++: {m['compiler']}, -O2 -DNDEBUG (optimized: {m.get('optimized', '?')}, "
                      f"NDEBUG: {m.get('ndebug', '?')}), Abseil LTS {m.get('absl', '?')} (Debian "

@@ -33,7 +33,6 @@ import datetime
 import glob
 import hashlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -120,6 +119,104 @@ class Run:
 def wait_quiet(limit_s: float) -> None:
     """Waits (at most limit_s) until other processes use < 0.2 CPU over a 2-second window."""
     machine_load.wait_quiet(limit_s, 0.2, 2, log)
+
+class Runner:
+    def __init__(self, args: argparse.Namespace, lib: Path, work: Path) -> None:
+        self.pin = []
+        if not args.no_pin and shutil.which("taskset") and 1 in os.sched_getaffinity(0):
+            self.pin = ["taskset", "-c", "1"]
+        self.lib, self.work, self.timeout = lib, work, args.timeout
+        self.errors: list[str] = []
+        self.seq = 0
+        self.env = {k: v for k, v in os.environ.items()
+                    if not (k.startswith("LEAKLESS_") or k in ("LD_PRELOAD", "MALLOC_CONF",
+                                                              "HEAPPROFILE"))}
+
+    def wrap(self, setup: str, tag: str, extra_env: dict[str, str]) -> tuple[list[str], str]:
+        """The env assignments and wrapper for a setup, and the glob of the files it writes."""
+        p = str(self.work / tag)
+        env: dict[str, str] = {}
+        prefix: list[str] = []
+        files = ""
+        if setup == "leakless":
+            env = {"LD_PRELOAD": str(self.lib), "LEAKLESS_HEAP_PROFILE": p}
+            files = p + ".*.heap.pb.gz"
+        elif setup == "leakless-nodump":
+            env = {"LD_PRELOAD": str(self.lib)}
+        elif setup == "jemalloc":
+            env = {"LD_PRELOAD": str(JEMALLOC),
+                   "MALLOC_CONF": f"prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:{p}"}
+            files = p + ".*.heap"
+        elif setup == "gperftools":
+            env = {"LD_PRELOAD": str(TCMALLOC), "HEAPPROFILE": p}
+            files = p + ".*.heap"
+        elif setup == "heaptrack":
+            prefix = ["heaptrack", "-o", p]
+            files = p + "*"
+        elif setup == "jemalloc-noprof":
+            env = {"LD_PRELOAD": str(JEMALLOC)}
+        elif setup == "tcmalloc-noprof":
+            env = {"LD_PRELOAD": str(TCMALLOC)}
+        elif setup.startswith("leakless-rate="):  # the micro measurements
+            env = {"LD_PRELOAD": str(self.lib), "LEAKLESS_SAMPLE_RATE": setup.split("=", 1)[1]}
+        elif setup not in ("none", "none-again"):
+            raise ValueError(setup)
+        env.update(extra_env)
+        return ["env"] + [f"{k}={v}" for k, v in env.items()] + prefix, files
+
+    def run(self, setup: str, label: str, cmd: list[str],
+            extra_env: dict[str, str] | None = None) -> Run:
+        self.seq += 1
+        tag = f"{setup}.{self.seq}"
+        wrapper, files = self.wrap(setup, tag, extra_env or {})
+        timefile = self.work / f"time.{self.seq}"
+        full = (["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(timefile)] + self.pin
+                + wrapper + cmd)
+        log("+ " + " ".join(full))
+        r = Run()
+        hz = os.sysconf("SC_CLK_TCK")
+        (b0, s0), c0, t0 = cpu_jiffies(), children_cpu(), time.monotonic()
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env, cwd=self.work, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=self.timeout if self.timeout > 0 else None)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the process group this call started
+            out, err = proc.communicate()
+            r.timed_out, r.wall = True, self.timeout
+            log(f"  stopped after {self.timeout:g} s")
+        wall = time.monotonic() - t0
+        if wall > 0:
+            b1, s1 = cpu_jiffies()
+            r.other_cpu = max(0.0, ((b1 - b0) / hz - (children_cpu() - c0)) / wall)
+            r.steal = (s1 - s0) / hz / wall
+        for line in out.splitlines():
+            k, _, v = line.partition(" ")
+            if k and v and k not in r.kv:
+                r.kv[k] = v.strip()
+        if not r.timed_out:
+            fields = timefile.read_text().split() if timefile.exists() else []
+            nums = fields[-4:]
+            if proc.returncode != 0 or len(nums) != 4:
+                tail = err.strip().splitlines()[-3:]
+                self.errors.append(f"{label} under {NAMES.get(setup, setup)}: exit status "
+                                   f"{proc.returncode}; stderr ends: {' | '.join(tail)}")
+            else:
+                r.wall, r.rss_kib = float(nums[0]), int(nums[1])
+                r.cpu = float(nums[2]) + float(nums[3])
+            if files:
+                written = glob.glob(files)
+                r.dump_bytes = sum(os.path.getsize(f) for f in written)
+                if not written:
+                    self.errors.append(f"{label} under {NAMES.get(setup, setup)}: the profiler "
+                                       "wrote no profile")
+        for f in glob.glob(str(self.work / tag) + "*"):
+            os.remove(f)  # heaptrack's files reach tens of MiB
+        timefile.unlink(missing_ok=True)
+        return r
+
+
+# ---- the measurements -----------------------------------------------------------------------------
 
 def cppcheck_cmd(outfile: Path) -> list[str]:
     return ["cppcheck", "-q", "--enable=all", "--std=c++17", f"--output-file={outfile}",
@@ -470,20 +567,6 @@ def sh(*cmd: str) -> str:
 
 
 def machine_lines(compiler: str, pinned: bool) -> list[str]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f", {kb / (1 << 20):.0f} GiB RAM"
-    except (OSError, AttributeError):
-        pass
     pkgs = []
     for p in ("libjemalloc2", "libgoogle-perftools4", "heaptrack", "cppcheck", "libgtest-dev",
               "libc6", "libunwind8"):
@@ -491,14 +574,11 @@ def machine_lines(compiler: str, pinned: bool) -> list[str]:
         pkgs.append(f"{p} {v or 'not installed'}")
     commit = sh("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") or "no commit"
     dirty = sh("git", "-C", str(REPO), "status", "--porcelain", "--", "src", "include", "bench")
-    placeholder = "TEMP STUB" in (REPO / "src/pprof/profile.cpp").read_text(errors="replace")
-    return [f"Machine: {cpu}, {os.cpu_count()} cores{mem}, Linux {platform.release()}",
+    return [machine_load.machine_line(),
             f"Compiler: {compiler}, -O2 -DNDEBUG",
             "Packages: " + ", ".join(pkgs),
             f"leakless measured at commit {commit}"
-            + (" (with uncommitted changes)" if dirty else "")
-            + (" — its pprof encoder was still a placeholder that writes empty profiles, so the "
-               "dump at exit cost less than it will" if placeholder else ""),
+            + (" (with uncommitted changes)" if dirty else ""),
             "Each run pinned to CPU 1 with taskset (heaptrack's helper processes share that CPU)"
             if pinned else "Not pinned to a core."]
 

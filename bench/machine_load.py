@@ -5,10 +5,13 @@ How it works: /proc/stat's first line gives the machine's busy and steal jiffies
 getrusage(RUSAGE_CHILDREN) gives the CPU our own finished children used, so the difference over a
 run is what other processes used meanwhile. wait_quiet() samples the busy jiffies over a window
 until other processes use less than a threshold of one CPU, or a time limit passes.
+machine_line() describes the machine (CPU model, cores, memory, kernel) for a report.
 """
 from __future__ import annotations
 
 import os
+import platform
+import re
 import resource
 import sys
 import time
@@ -50,3 +53,22 @@ def wait_quiet(limit_s: float, threshold: float, window_s: float,
             log(message)
         else:
             print(message, file=sys.stderr, flush=True)
+
+
+def machine_line() -> str:
+    """'Machine: <CPU model>, <n> cores, <m> GiB RAM, Linux <release>' from /proc."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f", {kb / (1 << 20):.0f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    return f"Machine: {cpu}, {os.cpu_count()} cores{mem}, Linux {platform.release()}"
