@@ -52,4 +52,12 @@ LEAKLESS_API void start_cpu_profile(std::ostream& out);
 // Stops the CPU profile and writes it; returns false (and does nothing) when none is running.
 LEAKLESS_API bool stop_cpu_profile();
 
+// Writes the threads profile, Go's goroutine profile for threads: the stack of every thread of the
+// process, taken by signalling each one (a real-time signal, SIGRTMAX-3, whose handler unwinds the
+// interrupted thread). debug=0: gzipped pprof, sample type threads/count, one sample per distinct
+// stack with the number of threads; debug=1: Go's grouped legacy text; debug=2: every thread with
+// its id, name and state. A thread that blocks the signal or does not answer within two seconds
+// is listed with the pseudo-frame leakless::signal_blocked or leakless::no_answer.
+LEAKLESS_API void write_threads_profile(std::ostream& out, int debug = 0);
+
 }  // namespace leakless

@@ -117,20 +117,7 @@ std::string heap_profile_text(profile_kind kind) {
     }
     out += '\n';
     for (const std::uint64_t address : call_addresses(*s.bucket)) {
-      const pprof::symbolized& sym = symbols.lookup(address);
-      if (sym.frames.empty()) {
-        append(std::snprintf(line, sizeof line, "#\t%#" PRIx64 "\n", address));
-        continue;
-      }
-      for (const pprof::frame& f : sym.frames) {
-        out += "#\t";
-        append(std::snprintf(line, sizeof line, "%#" PRIx64, address));
-        out += '\t';
-        out += f.function;
-        append(std::snprintf(line, sizeof line, "+%#" PRIx64 "\t", sym.symbol_offset));
-        out += f.file;
-        append(std::snprintf(line, sizeof line, ":%" PRId64 "\n", f.line));
-      }
+      pprof::append_legacy_frames(out, address, symbols);
     }
     out += '\n';
   }

@@ -101,7 +101,9 @@ std::uint32_t capture_stack(std::uintptr_t caller, std::uintptr_t* out) noexcept
   // Room for our own frames (this function, the slow path, the entry point) above the caller's.
   constexpr int kOwnFramesSlack = 16;
   void* raw[kMaxStackDepth + kOwnFramesSlack];
+  tls_sampler.unwinding = true;
   const int got = unw_backtrace(raw, static_cast<int>(kMaxStackDepth + kOwnFramesSlack));
+  tls_sampler.unwinding = false;
   int start = 0;
   for (int i = 0; i < got && i < kOwnFramesSlack; ++i) {
     if (reinterpret_cast<std::uintptr_t>(raw[i]) == caller) {

@@ -41,6 +41,7 @@ struct thread_sampler {
   std::uint32_t rate_generation = 0;    // generation of the rate `bytes_until_sample` was drawn at
   std::uint32_t busy = 0;               // > 0 while this thread is inside the profiler
   bool holding_lock = false;            // this thread holds the profiler's lock
+  bool unwinding = false;               // inside libunwind (its per-thread cache is not reentrant)
 };
 
 extern constinit thread_local thread_sampler tls_sampler [[gnu::tls_model("initial-exec")]];

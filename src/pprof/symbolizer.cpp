@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
@@ -350,6 +352,26 @@ const symbolized& symbolizer::lookup(std::uint64_t address) {
   auto it = impl_->cache.find(address);
   if (it == impl_->cache.end()) it = impl_->cache.emplace(address, impl_->resolve(address)).first;
   return it->second;
+}
+
+void append_legacy_frames(std::string& out, std::uint64_t address, symbolizer& symbols) {
+  char text[64];
+  const symbolized& sym = symbols.lookup(address);
+  if (sym.frames.empty()) {
+    std::snprintf(text, sizeof text, "#\t%#" PRIx64 "\n", address);
+    out += text;
+    return;
+  }
+  for (const frame& f : sym.frames) {
+    std::snprintf(text, sizeof text, "#\t%#" PRIx64 "\t", address);
+    out += text;
+    out += f.function;
+    std::snprintf(text, sizeof text, "+%#" PRIx64 "\t", sym.symbol_offset);
+    out += text;
+    out += f.file;
+    std::snprintf(text, sizeof text, ":%" PRId64 "\n", f.line);
+    out += text;
+  }
 }
 
 }  // namespace leakless::pprof

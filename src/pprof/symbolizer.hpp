@@ -45,4 +45,9 @@ class symbolizer {
   std::unique_ptr<impl> impl_;
 };
 
+// Appends the frames at `address` in Go's legacy text format (runtime/pprof's printStackRecord):
+// one "#\t0xADDR\tfunction+0xOFF\tfile:line" line per (inlined) frame, or "#\t0xADDR" alone
+// when nothing is known. Shared by every debug=1 profile writer.
+void append_legacy_frames(std::string& out, std::uint64_t address, symbolizer& symbols);
+
 }  // namespace leakless::pprof
