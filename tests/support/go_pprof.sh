@@ -6,8 +6,8 @@
 # on the symbols inside the profile. go_pprof NAME ARGS... runs `go tool pprof ARGS` from the
 # scratch directory (pprof guesses a prefix to trim from source paths from the name of the
 # directory it runs in; our absolute paths need none), keeps stdout in SCRATCH/NAME.out, and fails
-# on anything pprof prints on stderr beyond its usual header lines (a symbolization warning, a
-# missing binary, a parse complaint).
+# on anything pprof prints on stderr beyond its usual header lines, and those of a profile fetched
+# over HTTP (a symbolization warning, a missing binary, a parse complaint).
 
 fail() {
   echo "go_pprof_check: FAIL: $*" >&2
@@ -28,7 +28,7 @@ go_pprof() {
   shift
   (cd "$scratch" && go tool pprof "$@") >"$scratch/$name.out" 2>"$scratch/$name.err" ||
     fail "go tool pprof $* failed: $(cat "$scratch/$name.err")"
-  if grep -v -E '^(File: |Type: |Time: |Duration: |Showing |Dropped |Main binary filename not available\.?$|$)' \
+  if grep -v -E '^(File: |Type: |Time: |Duration: |Showing |Dropped |Main binary filename not available\.?$|Fetching profile over HTTP from |Saved profile in |Please wait\.\.\. |$)' \
     "$scratch/$name.err" | grep -q .; then
     fail "go tool pprof $* printed warnings: $(cat "$scratch/$name.err")"
   fi

@@ -3,7 +3,9 @@
 // How it works: run_program() starts `argv` with posix_spawn in `dir`, with this process's
 // environment plus (overriding) `env`, stdout and stderr redirected to files in `dir`, waits for
 // it, and returns its exit code (128 + signal number when a signal ended it), stdout, stderr and
-// pid. Header-only so that any test directory can include it (tests/ is on the include path).
+// pid; start_program() and finish_program() do the same in two steps, for a program that runs
+// while the test talks to it. Header-only so that any test directory can include it (tests/ is on
+// the include path).
 #pragma once
 
 #include <fcntl.h>
@@ -37,9 +39,10 @@ inline std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
-inline run_result run_program(std::vector<std::string> argv,
-                              const std::map<std::string, std::string>& env,
-                              const std::filesystem::path& dir) {
+// Starts `argv` as run_program() does, without waiting; returns its pid (0: not started).
+inline pid_t start_program(std::vector<std::string> argv,
+                           const std::map<std::string, std::string>& env,
+                           const std::filesystem::path& dir) {
   std::vector<std::string> environment;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry = *e;
@@ -64,17 +67,29 @@ inline run_result run_program(std::vector<std::string> argv,
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
-  run_result r;
-  const int spawned =
-      posix_spawn(&r.pid, argv_p[0], &actions, nullptr, argv_p.data(), env_p.data());
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv_p[0], &actions, nullptr, argv_p.data(), env_p.data());
   posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return r;
+  return spawned == 0 ? pid : 0;
+}
+
+// Waits for a program started by start_program() in `dir` and collects what it did.
+inline run_result finish_program(pid_t pid, const std::filesystem::path& dir) {
+  run_result r;
+  if (pid == 0) return r;
+  r.pid = pid;
   int status = 0;
-  waitpid(r.pid, &status, 0);
+  waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
+  r.out = read_file(dir / "stdout");
+  r.err = read_file(dir / "stderr");
   return r;
+}
+
+inline run_result run_program(std::vector<std::string> argv,
+                              const std::map<std::string, std::string>& env,
+                              const std::filesystem::path& dir) {
+  return finish_program(start_program(std::move(argv), env, dir), dir);
 }
 
 }  // namespace leakless::test
