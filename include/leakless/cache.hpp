@@ -69,6 +69,11 @@
 // fulfils the future. A loader that throws stores nothing, and every waiter gets the same
 // exception. stats().loads counts loader calls. A put or erase of the key while its load runs is
 // overwritten by the loaded value when the load finishes.
+//
+// Metrics. A cache with cache_options::name registers with the debug server's /metrics
+// (<leakless/metrics.hpp>) when libleakless.so is in the process: leakless_cache_entries, _bytes,
+// _hits_total, _misses_total, _hit_ratio, _evictions_total and _expirations_total, labelled
+// cache="<name>". Without the library (header-only use) this costs nothing.
 #pragma once
 
 #include <algorithm>
@@ -94,6 +99,7 @@
 #include <vector>
 
 #include <leakless/hash.hpp>
+#include <leakless/metrics.hpp>
 
 namespace leakless {
 
@@ -795,6 +801,7 @@ class cache {
       s->rng ^= static_cast<std::uint64_t>(i) * 0x2545f4914f6cdd1dull;
       shards_.push_back(std::move(s));
     }
+    if (!opts_.name.empty()) metrics_ = metrics_registration(&cache::collect_metrics, this);
     if (opts_.cleanup_interval.count() > 0) {
       cleaner_ = std::jthread([this](std::stop_token stop) {
         std::mutex m;
@@ -857,7 +864,31 @@ class cache {
   std::int64_t access_ttl_ = 0;
   unsigned shard_shift_ = 64;
   std::vector<std::unique_ptr<shard>> shards_;
-  std::jthread cleaner_;  // last: stopped and joined before the shards go
+  std::jthread cleaner_;  // stopped and joined before the shards go
+  // A named cache's metrics on the debug server's /metrics (<leakless/metrics.hpp>; nothing without
+  // libleakless.so). Last: unregistered, waiting for a scrape in progress, before anything goes.
+  metrics_registration metrics_;
+
+  static void collect_metrics(void* self, leakless_metrics_emit_fn emit_fn, void* emit_context) {
+    const cache& c = *static_cast<const cache*>(self);
+    const cache_stats s = c.stats();
+    const metrics_emitter emit(emit_fn, emit_context);
+    const std::initializer_list<metrics_emitter::label> label = {{"cache", c.opts_.name.c_str()}};
+    const auto d = [](std::uint64_t v) { return static_cast<double>(v); };
+    const std::uint64_t lookups = s.hits + s.misses;
+    emit.gauge("leakless_cache_entries", "Entries held by the cache.", d(c.size()), label);
+    emit.gauge("leakless_cache_bytes", "Weighed size of the cache's entries in bytes.", d(s.bytes),
+               label);
+    emit.counter("leakless_cache_hits_total", "Lookups that found their key.", d(s.hits), label);
+    emit.counter("leakless_cache_misses_total", "Lookups that did not find their key.", d(s.misses),
+                 label);
+    emit.gauge("leakless_cache_hit_ratio", "Hits over lookups since the cache was created.",
+               lookups == 0 ? 0.0 : d(s.hits) / d(lookups), label);
+    emit.counter("leakless_cache_evictions_total", "Entries removed to keep within the bounds.",
+                 d(s.evictions), label);
+    emit.counter("leakless_cache_expirations_total", "Entries removed because they expired.",
+                 d(s.expirations), label);
+  }
 };
 
 }  // namespace leakless

@@ -30,6 +30,8 @@
 #include "server/metrics.hpp"
 #include "server/request.hpp"
 
+#include <leakless/cache.hpp>
+
 namespace {
 
 using leakless::server::http_request;
@@ -210,6 +212,19 @@ TEST(Registry, UnregisterWaitsForACollectInProgress) {
   remover.join();
   EXPECT_FALSE(s.unregistered_during_collect);
   EXPECT_TRUE(s.unregistered.load());
+}
+
+TEST(Registry, WithoutTheLibraryANamedCacheRegistersNothing) {
+  // This test links the core, not libleakless.so: the weak C ABI is absent.
+  EXPECT_FALSE(leakless::detail::metrics_available());
+  const leakless::metrics_registration r(odd_collector, nullptr);
+  EXPECT_FALSE(r.active());
+  leakless::cache_options<> options;
+  options.name = "alone";
+  leakless::cache<int, int> c(options);
+  c.put(1, 2);
+  EXPECT_EQ(c.get(1), 2);
+  EXPECT_EQ(leakless::server::scrape().find("alone"), std::string::npos);
 }
 
 leakless::pprof::profile two_sample_profile(std::int64_t a, std::int64_t b) {

@@ -270,7 +270,10 @@ TEST(ServerHttp, EveryEndpoint) {
         "\nleakless_heap_allocated_bytes_total ", "\nleakless_profiler_samples_total ",
         "\nleakless_profiler_dropped_samples_total ", "\nleakless_profiler_memory_bytes ",
         "\nprocess_resident_memory_bytes ", "\nprocess_threads ",
-        "\nscenario_cache_blocks{cache=\"requests\"} "}) {
+        "\nscenario_cache_blocks{cache=\"requests\"} ",
+        "\nleakless_cache_entries{cache=\"sessions\"} 100\n",
+        "\nleakless_cache_evictions_total{cache=\"sessions\"} 50\n",
+        "\nleakless_cache_hit_ratio{cache=\"sessions\"} "}) {
     EXPECT_NE(r->body.find(name), std::string::npos) << name;
   }
 
@@ -397,6 +400,11 @@ TEST(ServerHttp, PreloadedWithLeaklessHttp) {
   r = c.Get("/debug/pprof/heap");
   ASSERT_TRUE(r);
   EXPECT_GT(value_at(leakless::pprof::decode(r->body), "grow_request_cache", 3), 0);
+  // The header-only cache of a program that never linked the library registers its metrics.
+  r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->body.find("\nleakless_cache_entries{cache=\"sessions\"} 100\n"), std::string::npos)
+      << r->body;
   const auto result = s.stop();
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.err, "");

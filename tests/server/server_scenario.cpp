@@ -6,7 +6,9 @@
 // `--listen ADDRESS PORTFILE` it links the debug server and starts it itself (port 0: any free
 // port), writing the port it got to PORTFILE; otherwise it relies on LEAKLESS_HTTP (a preloaded
 // or linked libleakless.so starts the server). It registers a metrics collector of its own
-// (scenario_cache_blocks) when linked. It runs until SIGTERM or SIGINT, or 300 seconds.
+// (scenario_cache_blocks) when linked, and holds a named leakless::cache ("sessions", 150 puts into
+// 100 entries, 10 lookups), which registers its metrics by itself. It runs until SIGTERM or SIGINT,
+// or 300 seconds.
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include <leakless/cache.hpp>
 #ifdef SCENARIO_LINKED
 #include <leakless/debug_server.hpp>
 #include <leakless/metrics.hpp>
@@ -86,6 +89,14 @@ int main(int argc, char** argv) {
   (void)argc;
   (void)argv;
 #endif
+  // A named cache: linked or preloaded, it shows on /metrics as leakless_cache_*{cache="sessions"}.
+  leakless::cache_options<> options;
+  options.name = "sessions";
+  options.max_entries = 100;
+  leakless::cache<int, int> sessions(options);
+  for (int i = 0; i < 150; ++i) sessions.put(i, i);
+  for (int i = 0; i < 10; ++i) sessions.get(i % 3);
+
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) threads.emplace_back(park_worker_thread);
   threads.emplace_back(burn_cpu_in_known_function);
