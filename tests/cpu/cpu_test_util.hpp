@@ -10,6 +10,7 @@
 #include <string>
 
 #include "pprof/profile.hpp"
+#include "support/profile_query.hpp"
 
 namespace cpu_test {
 
@@ -74,24 +75,7 @@ inline std::map<std::string, std::int64_t> leaf_samples(const leakless::pprof::p
   return out;
 }
 
-// Samples whose stack has a frame of a function whose name contains `part`.
-inline std::int64_t samples_through(const leakless::pprof::profile& p, const std::string& part) {
-  std::map<std::uint64_t, const leakless::pprof::location*> locations;
-  for (const auto& l : p.locations) locations[l.id] = &l;
-  std::map<std::uint64_t, std::string> functions;
-  for (const auto& f : p.functions) functions[f.id] = f.name;
-  std::int64_t total = 0;
-  for (const auto& s : p.samples) {
-    bool found = false;
-    for (const std::uint64_t id : s.location_ids) {
-      for (const auto& line : locations[id]->lines) {
-        found |= functions[line.function_id].find(part) != std::string::npos;
-      }
-    }
-    if (found) total += s.values.at(0);
-  }
-  return total;
-}
+using leakless::test::samples_through;
 
 inline std::int64_t total_samples(const leakless::pprof::profile& p) {
   std::int64_t total = 0;

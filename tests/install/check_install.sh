@@ -69,13 +69,13 @@ if command -v nm >/dev/null 2>&1; then
   grep -q "leakless::write_heap_profile" <<<"$exported" ||
     fail "libleakless.so does not export leakless::write_heap_profile; exported: $exported"
   # Besides the leakless:: API, exactly the allocation entry points it interposes (and dlclose and
-  # pthread_create, wrapped for the profilers).
+  # pthread_create, wrapped for the profilers) and the metrics registry's C ABI.
   for entry in malloc free calloc realloc reallocarray memalign aligned_alloc posix_memalign \
     valloc pvalloc malloc_usable_size; do
     grep -q -E "[[:space:]]$entry\$" <<<"$exported" ||
       fail "libleakless.so does not export $entry"
   done
-  unexpected=$(grep -v -E "leakless::|operator new|operator delete| (malloc|free|calloc|realloc|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc|malloc_usable_size|dlclose|pthread_create)\$" <<<"$exported" || true)
+  unexpected=$(grep -v -E "leakless::|operator new|operator delete| (malloc|free|calloc|realloc|reallocarray|memalign|aligned_alloc|posix_memalign|valloc|pvalloc|malloc_usable_size|dlclose|pthread_create|leakless_metrics_register|leakless_metrics_unregister)\$" <<<"$exported" || true)
   [[ -z "$unexpected" ]] ||
     fail "libleakless.so exports symbols beyond its API and allocation entry points:
 $unexpected"

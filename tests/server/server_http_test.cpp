@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "pprof/profile.hpp"
+#include "support/profile_query.hpp"
 #include "support/run_program.hpp"
 
 namespace {
@@ -34,36 +35,7 @@ namespace fs = std::filesystem;
 using leakless::test::finish_program;
 using leakless::test::start_program;
 
-// Names of the functions in a decoded sample's stack.
-std::vector<std::string> functions_of(const leakless::pprof::profile& p,
-                                      const leakless::pprof::sample& s) {
-  std::vector<std::string> names;
-  for (const std::uint64_t id : s.location_ids) {
-    for (const auto& l : p.locations) {
-      if (l.id != id) continue;
-      for (const auto& line : l.lines) {
-        for (const auto& f : p.functions) {
-          if (f.id == line.function_id) names.push_back(f.name);
-        }
-      }
-    }
-  }
-  return names;
-}
-
-// Sum of value `index` over samples whose stack has a function containing `function`.
-std::int64_t value_at(const leakless::pprof::profile& p, const std::string& function,
-                      std::size_t index) {
-  std::int64_t total = 0;
-  for (const auto& s : p.samples) {
-    const auto names = functions_of(p, s);
-    if (std::any_of(names.begin(), names.end(),
-                    [&](const std::string& n) { return n.find(function) != std::string::npos; })) {
-      total += s.values.at(index);
-    }
-  }
-  return total;
-}
+using leakless::test::samples_through;
 
 int free_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -191,7 +163,7 @@ TEST(ServerHttp, EveryEndpoint) {
   ASSERT_EQ(p.sample_types.size(), 4u);
   EXPECT_EQ(p.sample_types[0].type, "alloc_objects");
   EXPECT_EQ(p.sample_types[3].type, "inuse_space");
-  EXPECT_GT(value_at(p, "grow_request_cache", 3), 0);
+  EXPECT_GT(samples_through(p, "grow_request_cache", 3), 0);
 
   r = c.Get("/debug/pprof/allocs");
   ASSERT_TRUE(r);
@@ -209,7 +181,7 @@ TEST(ServerHttp, EveryEndpoint) {
     EXPECT_EQ(r->status, 200);
     p = leakless::pprof::decode(r->body);
     EXPECT_EQ(p.sample_types.at(0).type, "threads");
-    EXPECT_EQ(value_at(p, "park_worker_thread", 0), 4) << name;
+    EXPECT_EQ(samples_through(p, "park_worker_thread", 0), 4) << name;
   }
   r = c.Get("/debug/pprof/threads?debug=1");
   ASSERT_TRUE(r);
@@ -304,7 +276,7 @@ TEST(ServerHttp, CpuProfileAndASecondOneAtTheSameTime) {
   EXPECT_EQ(ok->get_header_value("Content-Disposition"), "attachment; filename=\"profile\"");
   const auto p = leakless::pprof::decode(ok->body);
   EXPECT_EQ(p.sample_types.at(1).type, "cpu");
-  EXPECT_GT(value_at(p, "burn_cpu_in_known_function", 0), 0);
+  EXPECT_GT(samples_through(p, "burn_cpu_in_known_function", 0), 0);
   expect_go_error(refused, 500, "Could not enable CPU profiling: cpu profiling already in use");
   EXPECT_EQ(s.stop().exit_code, 0);
 }
@@ -399,7 +371,7 @@ TEST(ServerHttp, PreloadedWithLeaklessHttp) {
   EXPECT_NE(r->body.find("park_worker_thread"), std::string::npos) << r->body;
   r = c.Get("/debug/pprof/heap");
   ASSERT_TRUE(r);
-  EXPECT_GT(value_at(leakless::pprof::decode(r->body), "grow_request_cache", 3), 0);
+  EXPECT_GT(samples_through(leakless::pprof::decode(r->body), "grow_request_cache", 3), 0);
   // The header-only cache of a program that never linked the library registers its metrics.
   r = c.Get("/metrics");
   ASSERT_TRUE(r);

@@ -1,8 +1,8 @@
 // tests/install/consumer/main.cpp — a program built against an installed leakless.
 //
 // How it works: uses the header-only containers (hmap, cache, sync_map, bloom_filter), the library
-// function leakless::version() and the profilers' API (a program linking leakless::leakless is
-// profiled), checks the results,
+// function leakless::version(), the profilers' API (a program linking leakless::leakless is
+// profiled) and the debug server (started on a free loopback port), checks the results,
 // prints "consumer ok: version=X size=N" and returns 0 only if every check holds; any wrong result
 // is printed on stderr and makes it return 1.
 #include <cstddef>
@@ -13,6 +13,7 @@
 
 #include <leakless/bloom.hpp>
 #include <leakless/cache.hpp>
+#include <leakless/debug_server.hpp>
 #include <leakless/hmap.hpp>
 #include <leakless/profile.hpp>
 #include <leakless/sync_map.hpp>
@@ -84,6 +85,14 @@ int main() {
   leakless::bloom_filter bloom(1000, 0.01);
   bloom.insert(std::string("key"));
   check(bloom.may_contain(std::string("key")), "the Bloom filter has no false negative");
+
+  {
+    const leakless::debug_server server("127.0.0.1:0");
+    check(server.port() > 0, "the debug server listens on a free port");
+    std::ostringstream threads;
+    leakless::write_threads_profile(threads, 1);
+    check(threads.str().rfind("threads profile: total ", 0) == 0, "the threads profile is written");
+  }
 
   if (failures != 0) {
     return 1;
