@@ -1,50 +1,43 @@
-// src/server/debug_server.cpp — leakless::debug_server (<leakless/debug_server.hpp>): the HTTP
-// side of the debug server on cpp-httplib, the leakless_* metrics, and LEAKLESS_HTTP.
+// src/server/debug_server.cpp — leakless::debug_server (<leakless/debug_server.hpp>): the host side
+// of the debug server in libleakless.so (token, routing, the leakless_* metrics, LEAKLESS_HTTP,
+// the metrics C ABI); the HTTP side is the module libleakless_http.so (http_module.hpp).
 //
 // How it works:
-// - Threads. The constructor binds (so a port in use is an error right away) and starts the
-//   accept thread; httplib hands each connection to our worker pool (a fixed number of threads).
-//   Every thread of ours is created with all signals blocked (the host program's signal handlers
-//   never run on them) and then unblocks only the threads profile's signal, so it shows up in
-//   /debug/pprof/threads; its allocations are the profiler's own (never sampled). Sockets are
-//   close-on-exec.
-// - Requests. Each request is checked against the token (401), then routed: /metrics, or
-//   /debug/pprof/<name> through handlers.hpp. Waiting handlers (CPU and delta profiles) sleep on
-//   a condition variable that stop() signals, so a stop never waits for a profile's full length.
-//   Read and write timeouts drop clients that stall; they hold one worker at most.
-// - Stopping. The destructor wakes sleeping handlers, stops httplib's accept loop and waits, a
-//   bounded time, for the accept thread (which joins the workers). If a worker is still stuck (a
-//   client that stopped reading, until the write timeout), the server's memory is left behind
-//   rather than freed under it: the process goes on, or exits, without waiting.
+// - The first server loads the module (dlopen, from the directory libleakless.so was loaded from)
+//   and keeps it loaded. start() binds and serves; every request comes back to serve() here.
+// - Threads. The module's threads call thread_started() first: their allocations are the
+//   profiler's own (never sampled) and they take the threads profile's signal (they show up in
+//   /debug/pprof/threads); every other signal stays blocked.
+// - Requests are checked against the token (401), then routed: /metrics, or /debug/pprof/<name>
+//   through handlers.hpp. Waiting handlers (CPU and delta profiles) sleep on a condition variable
+//   that the destructor signals, so a stop never waits for a profile's full length.
+// - Stopping. The destructor wakes sleeping handlers and asks the module to stop, waiting a
+//   bounded time; if a worker is still stuck on a client, this side's state is left allocated
+//   for it rather than freed under it.
 // - LEAKLESS_HTTP=<host:port> (and LEAKLESS_HTTP_TOKEN): the library's constructor starts a server;
 //   a bad value or a failure to listen is one "leakless: ..." line on stderr and no server. It is
 //   stopped by an atexit handler registered by that constructor, which therefore runs after the
 //   program's own static destructors and before the library's destructors (the exit dump).
 // - Fork. A child has none of the server's threads; it never touches the parent's server (whose
 //   listening socket it shares: closing or shutting it down would stop the parent's server too).
-#include <fcntl.h>
-#include <httplib.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
-#include <system_error>
 #include <thread>
 #include <vector>
-
-#include <sys/socket.h>
 
 #include "heap/config.hpp"
 #include "heap/sampler.hpp"
 #include "server/handlers.hpp"
+#include "server/http_module.hpp"
 #include "server/metrics.hpp"
 #include "server/request.hpp"
 #include "threads/threads_profile.hpp"
@@ -56,77 +49,43 @@
 namespace leakless {
 namespace {
 
-// Starts `body` on a new thread with every signal blocked but the threads profile's.
-std::thread start_quiet_thread(const char* name, std::function<void()> body) {
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &previous);
-  std::thread t;
-  try {
-    t = std::thread([name, body = std::move(body)] {
-      heap::tls_sampler.busy = 1;
-      sigset_t profile;
-      sigemptyset(&profile);
-      sigaddset(&profile, threads::profile_signal());
-      pthread_sigmask(SIG_UNBLOCK, &profile, nullptr);
-      pthread_setname_np(pthread_self(), name);
-      body();
-    });
-  } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    throw;
-  }
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  return t;
+// First thing on every thread of the module.
+void thread_started() {
+  heap::tls_sampler.busy = 1;
+  sigset_t profile;
+  sigemptyset(&profile);
+  sigaddset(&profile, threads::profile_signal());
+  pthread_sigmask(SIG_UNBLOCK, &profile, nullptr);
 }
 
-// httplib's task queue: a fixed pool of our quiet threads.
-class worker_pool final : public httplib::TaskQueue {
- public:
-  explicit worker_pool(int count) {
-    for (int i = 0; i < count; ++i) {
-      threads_.push_back(start_quiet_thread("leakless-http", [this] { run(); }));
-    }
+// libleakless_http.so, loaded once and never unloaded.
+const server::http_module* load_module() {
+  static std::mutex m;
+  static const server::http_module* module = nullptr;
+  std::lock_guard lock(m);
+  if (module != nullptr) return module;
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<void*>(&thread_started), &self) == 0 || self.dli_fname == nullptr) {
+    throw std::runtime_error("cannot find where libleakless.so was loaded from");
   }
-
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard lock(mutex_);
-      jobs_.push_back(std::move(fn));
-    }
-    wake_.notify_one();
+  std::string path = self.dli_fname;
+  const auto slash = path.rfind('/');
+  path = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
+         "libleakless_http.so";
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = dlerror();
+    throw std::runtime_error("cannot load " + path + ": " + (why != nullptr ? why : "?"));
   }
-
-  void shutdown() override {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    for (std::thread& t : threads_) t.join();
+  using entry = const server::http_module* (*)();
+  const auto get = reinterpret_cast<entry>(dlsym(handle, "leakless_http_module"));
+  const server::http_module* found = get != nullptr ? get() : nullptr;
+  if (found == nullptr || found->version != server::kHttpModuleVersion) {
+    throw std::runtime_error(path + " is not this build's HTTP module");
   }
-
- private:
-  void run() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;  // stopping, and every accepted connection served
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
+  module = found;
+  return module;
+}
 
 bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -168,16 +127,11 @@ void register_builtin_metrics() {
   (void)id;
 }
 
-void apply(httplib::Response& out, const server::http_response& in) {
-  out.status = in.status;
-  for (const auto& [name, value] : in.headers) out.set_header(name, value);
-  out.set_content(in.body, in.content_type.c_str());
-}
-
 }  // namespace
 
 struct debug_server::impl {
-  httplib::Server http;
+  const server::http_module* module = nullptr;
+  void* http = nullptr;  // the module's server
   std::string host;
   int port = 0;
   std::string token;
@@ -185,65 +139,65 @@ struct debug_server::impl {
   pid_t owner = getpid();
 
   std::mutex mutex;
-  std::condition_variable wake;  // sleeping handlers; the end of the accept thread
+  std::condition_variable wake;  // sleeping handlers
   bool stopping = false;
-  bool finished = false;
-  std::thread accept_thread;
 
   bool sleep(std::chrono::seconds duration) {
     std::unique_lock lock(mutex);
     return !wake.wait_for(lock, duration, [this] { return stopping; });
   }
 
-  void serve(const httplib::Request& req, httplib::Response& res) {
+  static void serve(void* context, const server::http_call& call, server::http_reply& reply) {
+    try {
+      static_cast<impl*>(context)->route(call, reply);
+    } catch (...) {
+      reply = server::http_reply{};
+      reply.status = 500;
+      reply.content_type = "text/plain; charset=utf-8";
+      reply.body = "internal error\n";
+    }
+  }
+
+  void route(const server::http_call& call, server::http_reply& reply) {
     if (!token.empty()) {
-      const std::string given = req.get_header_value("Authorization");
+      const std::string& given = call.authorization;
       if (given.rfind("Bearer ", 0) != 0 || !same_secret(given.substr(7), token)) {
-        res.status = 401;
-        res.set_header("WWW-Authenticate", "Bearer realm=\"leakless\"");
-        res.set_content("Unauthorized\n", "text/plain; charset=utf-8");
+        reply.status = 401;
+        reply.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"leakless\"");
+        reply.content_type = "text/plain; charset=utf-8";
+        reply.body = "Unauthorized\n";
         return;
       }
     }
     constexpr std::string_view prefix = "/debug/pprof/";
-    if (req.path == "/metrics") {
-      res.status = 200;
-      res.set_content(server::scrape(), server::kMetricsContentType);
+    if (call.path == "/metrics") {
+      reply.content_type = server::kMetricsContentType;
+      reply.body = server::scrape();
       return;
     }
-    if (req.path == "/debug/pprof") {
-      res.status = 301;
-      res.set_header("Location", "/debug/pprof/");
+    if (call.path == "/debug/pprof") {
+      reply.status = 301;
+      reply.headers.emplace_back("Location", "/debug/pprof/");
       return;
     }
-    if (req.path.rfind(prefix, 0) != 0) {
-      res.status = 404;
-      res.set_content("404 page not found\n", "text/plain; charset=utf-8");
+    if (call.path.rfind(prefix, 0) != 0) {
+      reply.status = 404;
+      reply.content_type = "text/plain; charset=utf-8";
+      reply.body = "404 page not found\n";
       return;
     }
     server::http_request r;
-    r.method = req.method;
-    r.name = req.path.substr(prefix.size());
-    const auto question = req.target.find('?');
-    if (question != std::string::npos) r.raw_query = req.target.substr(question + 1);
-    for (const auto& [k, v] : req.params) r.params.emplace(k, v);
-    r.body = req.body;
-    apply(res, server::handle_pprof(r, handler_options));
-  }
-
-  void stop() {
-    {
-      std::lock_guard lock(mutex);
-      stopping = true;
-    }
-    wake.notify_all();
-    http.stop();
-  }
-
-  // Waits up to `limit` for the accept thread (and so every worker) to end.
-  bool wait_finished(std::chrono::milliseconds limit) {
-    std::unique_lock lock(mutex);
-    return wake.wait_for(lock, limit, [this] { return finished; });
+    r.method = call.method;
+    r.name = call.path.substr(prefix.size());
+    const auto question = call.target.find('?');
+    if (question != std::string::npos) r.raw_query = call.target.substr(question + 1);
+    r.params = call.params;
+    r.body = call.body;
+    server::http_response response = server::handle_pprof(r, handler_options);
+    reply.status = response.status;
+    reply.content_type = std::move(response.content_type);
+    reply.headers = std::move(response.headers);
+    reply.body = std::move(response.body);
   }
 };
 
@@ -254,8 +208,9 @@ debug_server::debug_server(std::string_view address, debug_server_options option
   if (!parsed) {
     throw std::invalid_argument("debug server address \"" + std::string(address) + "\": " + why);
   }
-  auto state = std::make_unique<impl>();
   heap::busy_scope busy;
+  auto state = std::make_unique<impl>();
+  state->module = load_module();
   register_builtin_metrics();
   state->host = parsed->host;
   state->token = options.token;
@@ -266,58 +221,29 @@ debug_server::debug_server(std::string_view address, debug_server_options option
   impl* self = state.get();
   state->handler_options.sleep = [self](std::chrono::seconds d) { return self->sleep(d); };
 
-  httplib::Server& http = state->http;
-  const int workers = options.workers > 0 ? options.workers : 1;
-  http.new_task_queue = [workers] { return new worker_pool(workers); };
-  http.set_socket_options([](int fd) {
-    const int yes = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
-  });
-  const time_t timeout = options.io_timeout_seconds > 0 ? options.io_timeout_seconds : 10;
-  http.set_read_timeout(timeout, 0);
-  http.set_write_timeout(timeout, 0);
-  http.set_keep_alive_timeout(2);
-  http.set_keep_alive_max_count(100);
-  http.set_payload_max_length(1 << 20);
-  const auto handler = [self](const httplib::Request& req, httplib::Response& res) {
-    self->serve(req, res);
-  };
-  http.Get(".*", handler);
-  http.Post(".*", handler);
-
-  errno = 0;
-  if (parsed->port == 0) {
-    state->port = http.bind_to_any_port(state->host);
-  } else {
-    state->port = http.bind_to_port(state->host, parsed->port) ? parsed->port : -1;
+  server::http_settings settings;
+  settings.host = parsed->host;
+  settings.port = parsed->port;
+  settings.workers = options.workers;
+  settings.io_timeout_seconds = options.io_timeout_seconds;
+  std::string error;
+  static const server::http_host host{thread_started, impl::serve};
+  state->http = state->module->start(&host, self, settings, &state->port, &error);
+  if (state->http == nullptr) {
+    throw std::runtime_error("cannot listen on " + std::string(address) + ": " + error);
   }
-  if (state->port <= 0) {
-    const int error = errno != 0 ? errno : EADDRNOTAVAIL;
-    throw std::system_error(error, std::generic_category(),
-                            "cannot listen on " + std::string(address));
-  }
-  state->accept_thread = start_quiet_thread("leakless-http", [self] {
-    self->http.listen_after_bind();
-    {
-      std::lock_guard lock(self->mutex);
-      self->finished = true;
-    }
-    self->wake.notify_all();
-  });
   impl_ = state.release();
 }
 
 debug_server::~debug_server() {
   if (impl_ == nullptr) return;
   if (impl_->owner != getpid()) return;  // a forked child: the server is the parent's
-  impl_->stop();
-  if (impl_->wait_finished(std::chrono::milliseconds(2000))) {
-    impl_->accept_thread.join();
-    delete impl_;
-  } else {
-    impl_->accept_thread.detach();  // a worker is stuck on a client: leave it the memory
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
   }
+  impl_->wake.notify_all();
+  if (impl_->module->stop(impl_->http, 2000)) delete impl_;  // else a worker still uses it
   impl_ = nullptr;
 }
 
