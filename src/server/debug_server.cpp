@@ -11,13 +11,14 @@
 // - Requests are checked against the token (401), then routed: /metrics, or /debug/pprof/<name>
 //   through handlers.hpp. Waiting handlers (CPU and delta profiles) sleep on a condition variable
 //   that the destructor signals, so a stop never waits for a profile's full length.
-// - Stopping. The destructor wakes sleeping handlers and asks the module to stop, waiting a
-//   bounded time; if a worker is still stuck on a client, this side's state is left allocated
-//   for it rather than freed under it.
+// - Stopping. The destructor wakes sleeping handlers (a CPU or delta profile is cut short) and
+//   asks the module to stop, which waits for the requests in flight: never freeing or, at exit,
+//   letting exit() destroy what a request still uses. A stalled client delays it by the read or
+//   write timeout at most.
 // - LEAKLESS_HTTP=<host:port> (and LEAKLESS_HTTP_TOKEN): the library's constructor starts a server;
 //   a bad value or a failure to listen is one "leakless: ..." line on stderr and no server. It is
-//   stopped by an atexit handler registered by that constructor, which therefore runs after the
-//   program's own static destructors and before the library's destructors (the exit dump).
+//   stopped first thing by every destructor of the library (environment.hpp): after the
+//   program's own static destructors, before the exit dump and the library's static objects.
 // - Fork. A child has none of the server's threads; it never touches the parent's server (whose
 //   listening socket it shares: closing or shutting it down would stop the parent's server too).
 #include <dlfcn.h>
@@ -36,6 +37,7 @@
 
 #include "heap/config.hpp"
 #include "heap/sampler.hpp"
+#include "server/environment.hpp"
 #include "server/handlers.hpp"
 #include "server/http_module.hpp"
 #include "server/metrics.hpp"
@@ -243,7 +245,8 @@ debug_server::~debug_server() {
     impl_->stopping = true;
   }
   impl_->wake.notify_all();
-  if (impl_->module->stop(impl_->http, 2000)) delete impl_;  // else a worker still uses it
+  impl_->module->stop(impl_->http);
+  delete impl_;
   impl_ = nullptr;
 }
 
@@ -256,15 +259,9 @@ std::string debug_server::address() const {
 
 namespace {
 
-debug_server* g_environment_server = nullptr;
+std::atomic<debug_server*> g_environment_server{nullptr};
 
-void stop_environment_server() {
-  debug_server* s = g_environment_server;
-  g_environment_server = nullptr;
-  delete s;
-}
-
-void forget_server_in_child() { g_environment_server = nullptr; }
+void forget_server_in_child() { g_environment_server.store(nullptr); }
 
 [[gnu::constructor]] void start_server_from_environment() {
   const char* address = std::getenv("LEAKLESS_HTTP");
@@ -277,15 +274,19 @@ void forget_server_in_child() { g_environment_server = nullptr; }
     return;
   }
   try {
-    g_environment_server = new debug_server(address);
+    g_environment_server.store(new debug_server(address));
     pthread_atfork(nullptr, nullptr, forget_server_in_child);
-    std::atexit(stop_environment_server);
   } catch (const std::exception& e) {
     heap::report(std::string("cannot start the debug server (LEAKLESS_HTTP): ") + e.what());
   }
 }
 
+[[gnu::destructor]] void stop_server_at_exit() { server::stop_environment_server(); }
+
 }  // namespace
+
+void server::stop_environment_server() noexcept { delete g_environment_server.exchange(nullptr); }
+
 }  // namespace leakless
 
 // The metrics registry's C ABI (<leakless/metrics.hpp>).

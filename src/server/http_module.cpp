@@ -7,10 +7,11 @@
 // it, and first calls the host's thread_started() (which unblocks the threads profile's signal
 // and marks the thread as the profiler's own). Sockets are close-on-exec; read and write timeouts
 // drop clients that stall, which hold one worker at most. Each request becomes an http_call for
-// the host's serve(). stop() stops httplib's accept loop and waits, a bounded time, for the accept
-// thread, which joins the workers when the queue drains; a worker stuck on a client that stopped
-// reading (until the write timeout) makes stop() leave the server allocated rather than free it
-// under that worker.
+// the host's serve(). stop() stops httplib's accept loop and joins the accept thread, which joins
+// the workers once the connections already accepted are served. It does not give up on a worker
+// after some time: a worker still running when the process goes on to exit would use the
+// profiler's state while exit() destroys it. A client that stalls holds its worker only until
+// the read or write timeout.
 #include "server/http_module.hpp"
 
 #include <fcntl.h>
@@ -19,7 +20,6 @@
 #include <signal.h>
 
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -106,9 +106,6 @@ class worker_pool final : public httplib::TaskQueue {
 struct server {
   httplib::Server http;
   std::thread accept_thread;
-  std::mutex mutex;
-  std::condition_variable finished_cv;
-  bool finished = false;
 };
 
 void* start(const http_host* host, void* context, const http_settings& settings, int* port,
@@ -160,14 +157,8 @@ void* start(const http_host* host, void* context, const http_settings& settings,
   }
   server* raw = s.get();
   try {
-    raw->accept_thread = start_quiet_thread(host, "leakless-http", [raw] {
-      raw->http.listen_after_bind();
-      {
-        std::lock_guard lock(raw->mutex);
-        raw->finished = true;
-      }
-      raw->finished_cv.notify_all();
-    });
+    raw->accept_thread =
+        start_quiet_thread(host, "leakless-http", [raw] { raw->http.listen_after_bind(); });
   } catch (const std::exception& e) {
     *error = e.what();
     return nullptr;
@@ -176,22 +167,11 @@ void* start(const http_host* host, void* context, const http_settings& settings,
   return s.release();
 }
 
-bool stop(void* handle, int wait_ms) {
+void stop(void* handle) {
   auto* s = static_cast<server*>(handle);
   s->http.stop();
-  bool done = false;
-  {
-    std::unique_lock lock(s->mutex);
-    done = s->finished_cv.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                                   [s] { return s->finished; });
-  }
-  if (!done) {
-    s->accept_thread.detach();  // a worker is stuck on a client: leave it the memory
-    return false;
-  }
   s->accept_thread.join();
   delete s;
-  return true;
 }
 
 const http_module g_module{kHttpModuleVersion, start, stop};

@@ -58,10 +58,9 @@ struct http_module {
   // the port bound.
   void* (*start)(const http_host* host, void* context, const http_settings& settings, int* port,
                  std::string* error);
-  // Stops accepting and waits up to `wait_ms` for the threads to finish; true when they have (the
-  // server is then freed), false when a thread is still busy (the server is left allocated, and
-  // `context` may still be used by it until that thread ends).
-  bool (*stop)(void* server, int wait_ms);
+  // Stops accepting, waits for the requests in flight (each bounded: a stalled client by the read
+  // and write timeouts) and for every thread to end, and frees the server.
+  void (*stop)(void* server);
 };
 
 }  // namespace leakless::server

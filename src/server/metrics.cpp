@@ -27,9 +27,16 @@ struct collector {
   void* context;
 };
 
-std::mutex g_registry_mutex;
-std::vector<collector> g_collectors;
-std::uint64_t g_next_id = 1;
+// Never destroyed: a collector may be unregistered by a static object's destructor, in any order.
+struct registry {
+  std::mutex mutex;
+  std::vector<collector> collectors;
+  std::uint64_t next_id = 1;
+};
+registry& the_registry() {
+  static registry* r = new registry;
+  return *r;
+}
 std::atomic<std::uint64_t> g_invalid_samples{0};
 
 void copy_sample(void* context, const leakless_metric_sample* s) {
@@ -105,15 +112,17 @@ bool valid_label_name(std::string_view name) {
 
 std::uint64_t register_collector(leakless_metrics_collect_fn collect, void* context) {
   if (collect == nullptr) return 0;
-  std::lock_guard lock(g_registry_mutex);
-  const std::uint64_t id = g_next_id++;
-  g_collectors.push_back(collector{id, collect, context});
+  registry& r = the_registry();
+  std::lock_guard lock(r.mutex);
+  const std::uint64_t id = r.next_id++;
+  r.collectors.push_back(collector{id, collect, context});
   return id;
 }
 
 void unregister_collector(std::uint64_t id) {
-  std::lock_guard lock(g_registry_mutex);
-  std::erase_if(g_collectors, [id](const collector& c) { return c.id == id; });
+  registry& r = the_registry();
+  std::lock_guard lock(r.mutex);
+  std::erase_if(r.collectors, [id](const collector& c) { return c.id == id; });
 }
 
 void collect_process_metrics(const metrics_emitter& emit) {
@@ -201,8 +210,9 @@ std::string scrape() {
   collect_process_metrics(metrics_emitter(copy_sample, &samples));
   std::uint64_t invalid = 0;
   {
-    std::lock_guard lock(g_registry_mutex);
-    for (const collector& c : g_collectors) c.collect(c.context, copy_sample, &samples);
+    registry& r = the_registry();
+    std::lock_guard lock(r.mutex);
+    for (const collector& c : r.collectors) c.collect(c.context, copy_sample, &samples);
     invalid = g_invalid_samples.load();
   }
   metric_sample dropped;

@@ -281,6 +281,39 @@ TEST(ServerHttp, CpuProfileAndASecondOneAtTheSameTime) {
   EXPECT_EQ(s.stop().exit_code, 0);
 }
 
+TEST(ServerHttp, StoppingWithAProfileInFlightCutsItShort) {
+  for (const bool preloaded : {false, true}) {
+    scenario s = preloaded ? scenario::preloaded("inflight_preloaded", {})
+                           : scenario::linked("inflight_linked");
+    ASSERT_NE(s.port(), 0);
+    s.wait_for_growth();
+    auto profile = std::async(std::launch::async, [&] {
+      return s.client().Get("/debug/pprof/profile?seconds=200");
+    });
+    // Once the profile runs (its reader thread, "leakless-cpu", exists), the program is told to
+    // exit.
+    const auto profiling = [&] {
+      const fs::path tasks = "/proc/" + std::to_string(s.pid()) + "/task";
+      std::error_code ec;
+      for (const auto& task : fs::directory_iterator(tasks, ec)) {
+        if (leakless::test::read_file(task.path() / "comm") == "leakless-cpu\n") return true;
+      }
+      return false;
+    };
+    for (int i = 0; i < 600 && !profiling(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(profiling());
+    const auto result = s.stop();
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    const auto r = profile.get();
+    ASSERT_TRUE(r) << preloaded;
+    EXPECT_EQ(r->status, 200);
+    const auto p = leakless::pprof::decode(r->body);
+    EXPECT_LT(p.duration_nanos, 200'000'000'000) << "the profile was cut short by the stop";
+  }
+}
+
 TEST(ServerHttp, BearerToken) {
   scenario s = scenario::linked("token", "127.0.0.1:0", {{"LEAKLESS_HTTP_TOKEN", "s3cret"}});
   ASSERT_NE(s.port(), 0);

@@ -5,11 +5,15 @@
 // the program's own static destructors, stops it and writes the file. A forked child does not
 // inherit the running profile (cpu/profiler.hpp), so it never overwrites the parent's file.
 #include "cpu/profiler.hpp"
+#include "server/environment.hpp"
 
 namespace {
 
 [[gnu::constructor]] void start_cpu_from_environment() { leakless::cpu::start_from_environment(); }
 
-[[gnu::destructor]] void stop_cpu_at_exit() { leakless::cpu::stop_at_exit(); }
+[[gnu::destructor]] void stop_cpu_at_exit() {
+  leakless::server::stop_environment_server();  // first: see server/environment.hpp
+  leakless::cpu::stop_at_exit();
+}
 
 }  // namespace

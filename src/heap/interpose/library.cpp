@@ -7,11 +7,15 @@
 // the program that depends on it) and writes the final profile; the profiler's tables are never
 // destroyed, so allocations made later, by other libraries' destructors, still work.
 #include "heap/lifecycle.hpp"
+#include "server/environment.hpp"
 
 namespace {
 
 [[gnu::constructor]] void start_leakless() { leakless::heap::start(); }
 
-[[gnu::destructor]] void stop_leakless() { leakless::heap::stop_at_exit(); }
+[[gnu::destructor]] void stop_leakless() {
+  leakless::server::stop_environment_server();  // first: see server/environment.hpp
+  leakless::heap::stop_at_exit();
+}
 
 }  // namespace
