@@ -16,7 +16,9 @@
 // environment) every request must carry "Authorization: Bearer <token>" or gets 401. A slow or
 // vanished client only holds one worker, never the profiler or the program (read and write
 // timeouts). Destruction stops the server and waits for requests in flight (a running CPU
-// profile is cut short).
+// profile is cut short). The HTTP side lives in libleakless_http.so, installed next to
+// libleakless.so and loaded by the first server, so that the HTTP library (and OpenSSL with it)
+// is never loaded into programs that do not serve.
 //
 // A preloaded (or linked) libleakless.so starts one by itself when LEAKLESS_HTTP=<host:port> is
 // set; a bad value or a port in use is reported on stderr ("leakless: ...") and the program runs
