@@ -92,6 +92,7 @@ class scenario {
   }
 
   int port() const { return port_; }
+  std::string output() const { return leakless::test::read_file(dir_ / "stdout"); }
   pid_t pid() const { return pid_; }
 
   // Waits (bounded) until the heap profile shows the scenario's growing cache.
@@ -287,9 +288,8 @@ TEST(ServerHttp, StoppingWithAProfileInFlightCutsItShort) {
                            : scenario::linked("inflight_linked");
     ASSERT_NE(s.port(), 0);
     s.wait_for_growth();
-    auto profile = std::async(std::launch::async, [&] {
-      return s.client().Get("/debug/pprof/profile?seconds=200");
-    });
+    auto profile = std::async(std::launch::async,
+                              [&] { return s.client().Get("/debug/pprof/profile?seconds=200"); });
     // Once the profile runs (its reader thread, "leakless-cpu", exists), the program is told to
     // exit.
     const auto profiling = [&] {
@@ -311,6 +311,26 @@ TEST(ServerHttp, StoppingWithAProfileInFlightCutsItShort) {
     EXPECT_EQ(r->status, 200);
     const auto p = leakless::pprof::decode(r->body);
     EXPECT_LT(p.duration_nanos, 200'000'000'000) << "the profile was cut short by the stop";
+  }
+}
+
+TEST(ServerHttp, AForkedChildLeavesTheParentsServerAlone) {
+  for (const bool preloaded : {false, true}) {
+    scenario s = preloaded
+                     ? scenario::preloaded("fork_preloaded", {{"SCENARIO_FORK", "1"}})
+                     : scenario::linked("fork_linked", "127.0.0.1:0", {{"SCENARIO_FORK", "1"}});
+    ASSERT_NE(s.port(), 0);
+    for (int i = 0; i < 600 && s.output().find("child exited") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_NE(s.output().find("child exited 0\n"), std::string::npos) << s.output();
+    const auto r = s.client().Get("/debug/pprof/threads?debug=1");
+    ASSERT_TRUE(r) << preloaded;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->body.find("park_worker_thread"), std::string::npos);
+    const auto result = s.stop();
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(result.err, "");
   }
 }
 

@@ -5,7 +5,8 @@
 // variable), and runs one thread in burn_cpu_in_known_function (busy half of the time). With
 // `--listen ADDRESS PORTFILE` it links the debug server and starts it itself (port 0: any free
 // port), writing the port it got to PORTFILE; otherwise it relies on LEAKLESS_HTTP (a preloaded
-// or linked libleakless.so starts the server). It registers a metrics collector of its own
+// or linked libleakless.so starts the server). With SCENARIO_FORK set it forks a child that exits
+// through exit() and prints "child exited <status>". It registers a metrics collector of its own
 // (scenario_cache_blocks) when linked, and holds a named leakless::cache ("sessions", 150 puts into
 // 100 entries, 10 lookups), which registers its metrics by itself. It runs until SIGTERM or SIGINT,
 // or 300 seconds.
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -23,6 +25,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/wait.h>
 
 #include <leakless/cache.hpp>
 #ifdef SCENARIO_LINKED
@@ -34,7 +38,8 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::mutex g_mutex;
-std::condition_variable g_wake;
+// Never destroyed: a forked child's exit() would wait forever on the parent's waiters.
+std::condition_variable& g_wake = *new std::condition_variable;
 std::vector<std::unique_ptr<char[]>> g_cache;
 std::atomic<std::size_t> g_blocks{0};
 
@@ -102,6 +107,20 @@ int main(int argc, char** argv) {
   threads.emplace_back(burn_cpu_in_known_function);
   std::printf("ready\n");
   std::fflush(stdout);
+  if (std::getenv("SCENARIO_FORK") != nullptr) {
+    // A child that runs a little and exits through exit(): its static destructors and the
+    // library's run, and must leave the parent's server alone.
+    const pid_t child = fork();
+    if (child == 0) {
+      grow_request_cache();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::exit(0);
+    }
+    int status = -1;
+    waitpid(child, &status, 0);
+    std::printf("child exited %d\n", status);
+    std::fflush(stdout);
+  }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   while (!g_stop.load() && std::chrono::steady_clock::now() < deadline) {
     grow_request_cache();
