@@ -261,6 +261,13 @@ std::vector<thread_record> capture_all(std::chrono::milliseconds timeout) {
   std::lock_guard request(g_request_mutex);
   heap::busy_scope busy;  // our allocations are the profiler's, not the program's
   install_handler();
+  // libunwind initialises its globals on first use; do it here, not in many handlers at once (the
+  // slots' release/acquire then orders it before every handler's unwinding).
+  {
+    unw_context_t context;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&context) == 0) unw_init_local(&cursor, &context);
+  }
 
   std::vector<thread_record> records;
   std::vector<bool> blocked;
