@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <libunwind.h>
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <ucontext.h>
@@ -120,8 +121,12 @@ void on_signal(int signal, siginfo_t* info, void* context) {
   errno = saved_errno;
 }
 
+// A request in another thread at fork() leaves the mutex locked in the child, which has one thread.
+void after_fork_in_child() { new (&g_request_mutex) std::mutex(); }
+
 void install_handler() {
   if (g_installed) return;
+  pthread_atfork(nullptr, nullptr, after_fork_in_child);
   struct sigaction action {};
   action.sa_sigaction = on_signal;
   action.sa_flags = SA_SIGINFO | SA_RESTART;
