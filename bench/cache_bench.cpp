@@ -14,22 +14,27 @@
 //                         The seed is fixed (--seed N changes it). Popular Zipf keys are scattered
 //                         over the key space by a multiplication, so that no hash sees ranks.
 //   hitratio TRACE WARMUP SIZE...
-//                         replays TRACE against leakless::cache with W-TinyLFU and with LRU (get,
-//                         put on a miss) and computes the optimum (Belady: on a miss, the entry
-//                         whose next use is farthest away — possibly the new one — goes; and the
-//                         same when every missed key must be cached), one line per size:
-//                         "SIZE tinylfu lru optimum optimum-admit-all", hit ratios over the
+//                         replays TRACE against leakless::cache (get, put on a miss) with
+//                         W-TinyLFU as configured by default, with W-TinyLFU on one shard and a
+//                         fixed 1% window (Caffeine 2.6.2's policy), and with LRU, and computes the
+//                         optimum (Belady: on a miss, the entry whose next use is farthest away —
+//                         possibly the new one — goes), one line per size:
+//                         "SIZE tinylfu tinylfu-1shard-fixed lru optimum", hit ratios over the
 //                         requests after the first WARMUP.
 //   throughput [--threads a,b] [--ops N]
-//                         requests/s of "hit" (100%-hit gets of 100,000 keys in a cache of 2^17)
-//                         and "mix" (75% get, 25% put, Zipf(0.99) keys over 10^6 in a cache of
-//                         10^5) for leakless::cache (tinylfu and lru) and for a std::list +
-//                         std::unordered_map LRU behind one std::mutex; each thread replays its
-//                         own precomputed operations, best of three runs.
-//   memory [N]            the cache's own bytes per entry: mallinfo2's allocated bytes before and
-//                         after putting N (default 10^6) uint64 -> uint64 entries into a cache
-//                         bounded at N, minus the 16 bytes of each key and value, without and with
-//                         expiry (expire_after_write), and for the mutex LRU for comparison.
+//                         operations/s (N per thread, default 2*10^7) of "read-zipf" (100%-hit
+//                         gets, Zipf(0.99) over the 2^15 keys a cache of 2^15 holds, as Caffeine's
+//                         own GetPutBenchmark reads), "read-uniform" (100%-hit gets, uniform over
+//                         100,000 keys in a cache of 2^17: a working set far larger than the CPU's
+//                         caches) and "mix-75/25" (75% get, 25% put, Zipf(0.99) over 10^6 keys in
+//                         a cache of 10^5), for leakless::cache (tinylfu and lru) and for a
+//                         std::list + std::unordered_map LRU behind one std::mutex; each thread
+//                         replays its own precomputed operations, best of three runs.
+//   memory N CACHE        the cache's own bytes per entry: mallinfo2's allocated bytes before and
+//                         after putting N uint64 -> uint64 entries into a cache bounded at N,
+//                         divided by N, minus the 16 bytes of each key and value. CACHE: tinylfu,
+//                         lru, tinylfu+expiry, lru+expiry (expire_after_write set, so every entry
+//                         has a deadline) or mutex-lru. Prints "CACHE BYTES".
 //   streams [--requests N] [--entries N] [--threads a,b]
 //                         the original mixed benchmark: each thread replays its own seeded stream,
 //                         get then put on a miss, and the program prints requests/s and hit ratio
@@ -95,7 +100,7 @@ std::vector<std::size_t> parse_list(const char* text) {
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s trace PATTERN OUT [--seed N] | hitratio TRACE WARMUP SIZE... |\n"
-               "       throughput [--threads a,b] [--ops N] | memory [N] |\n"
+               "       throughput [--threads a,b] [--ops N] | memory N CACHE |\n"
                "       streams [--requests N] [--entries N] [--threads a,b]\n",
                argv0);
   std::exit(2);
@@ -160,11 +165,15 @@ std::vector<std::uint64_t> read_trace(const char* path) {
 
 // --- hitratio ---
 
+// shards 0: the cache's own choice. A fixed window of 1% on one shard is the policy of Caffeine
+// 2.6.2 (its "eden" did not adapt yet).
 double replay(const std::vector<std::uint64_t>& keys, std::size_t warmup, std::size_t size,
-              leakless::eviction policy) {
+              leakless::eviction policy, std::size_t shards = 0, bool adaptive = true) {
   leakless::cache_options opts;
   opts.max_entries = size;
   opts.policy = policy;
+  opts.shards = shards;
+  opts.adaptive_window = adaptive;
   leakless::cache<std::uint64_t, std::uint64_t> c(opts);
   std::size_t hits = 0;
   for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -191,35 +200,27 @@ std::vector<std::size_t> next_uses(const std::vector<std::uint64_t>& keys) {
   return next;
 }
 
-// Belady's optimum. bypass: a missed key may be left out when its next use is the farthest (the
-// true optimum); otherwise every missed key is cached and the farthest of the others goes (what a
-// cache that must admit every write could do at best).
+// Belady's optimum: on a miss, the key whose next use is farthest away — possibly the new one —
+// is left out.
 double optimum(const std::vector<std::uint64_t>& keys, const std::vector<std::size_t>& next,
-               std::size_t warmup, std::size_t size, bool bypass) {
+               std::size_t warmup, std::size_t size) {
   // The cached keys by their next use: a max-heap with lazy deletion (an entry is current when
   // its next use is the one recorded for its key).
   std::priority_queue<std::pair<std::size_t, std::uint64_t>> heap;
   std::unordered_map<std::uint64_t, std::size_t> cached;  // key -> next use
   cached.reserve(size * 2);
   std::size_t hits = 0;
-  auto evict_farthest = [&](std::size_t bound) {
-    while (cached.size() > bound) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto it = cached.find(keys[i]);
+    if (it != cached.end()) hits += i >= warmup;
+    cached[keys[i]] = next[i];
+    heap.emplace(next[i], keys[i]);
+    while (cached.size() > size) {
       const auto [use, key] = heap.top();
       heap.pop();
       auto victim = cached.find(key);
       if (victim != cached.end() && victim->second == use) cached.erase(victim);
     }
-  };
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    auto it = cached.find(keys[i]);
-    if (it != cached.end()) {
-      hits += i >= warmup;
-    } else if (!bypass) {
-      evict_farthest(size - 1);
-    }
-    cached[keys[i]] = next[i];
-    heap.emplace(next[i], keys[i]);
-    evict_farthest(size);
     if (heap.size() > 4 * size + 1024) {  // drop the stale entries now and then
       std::priority_queue<std::pair<std::size_t, std::uint64_t>> fresh;
       for (const auto& [key, use] : cached) fresh.emplace(use, key);
@@ -237,10 +238,10 @@ int hit_ratio(const char* path, std::size_t warmup, const std::vector<std::size_
   }
   const std::vector<std::size_t> next = next_uses(keys);
   for (std::size_t size : sizes) {
-    std::printf("%zu %.6f %.6f %.6f %.6f\n", size,
-                replay(keys, warmup, size, leakless::eviction::tinylfu),
-                replay(keys, warmup, size, leakless::eviction::lru),
-                optimum(keys, next, warmup, size, true), optimum(keys, next, warmup, size, false));
+    std::printf(
+        "%zu %.6f %.6f %.6f %.6f\n", size, replay(keys, warmup, size, leakless::eviction::tinylfu),
+        replay(keys, warmup, size, leakless::eviction::tinylfu, 1, false),
+        replay(keys, warmup, size, leakless::eviction::lru), optimum(keys, next, warmup, size));
     std::fflush(stdout);
   }
   return 0;
@@ -324,46 +325,54 @@ double run_ops(Cache& c, const std::vector<std::vector<op>>& per_thread, std::si
          *std::max_element(seconds.begin(), seconds.end());
 }
 
+// The workloads: how many keys the cache holds (all of them, filled before the run, for the read
+// workloads), its bound, the keys requested and the share of puts.
+struct workload {
+  const char* name;
+  std::size_t keys, capacity;
+  bool zipf;            // Zipf(0.99) over the keys (rank 0 the most popular), else uniform
+  unsigned write_in_4;  // puts among every 4 operations
+};
+
 int throughput(const std::vector<std::size_t>& threads, std::size_t ops) {
-  constexpr std::size_t kHitKeys = 100'000, kHitCapacity = 1 << 17;
-  constexpr std::size_t kMixKeys = 1'000'000, kMixCapacity = 100'000, kStream = 1 << 20;
-  const zipf_stream zipf(kMixKeys, 0.99);
-  std::printf("%-8s %-12s %8s %14s %16s\n", "workload", "cache", "threads", "ops/s",
+  constexpr std::size_t kStream = 1 << 20;
+  constexpr workload workloads[] = {
+      {"read-zipf", 1 << 15, 1 << 15, true, 0},
+      {"read-uniform", 100'000, 1 << 17, false, 0},
+      {"mix-75/25", 1'000'000, 100'000, true, 1},
+  };
+  std::printf("%-13s %-10s %8s %14s %16s\n", "workload", "cache", "threads", "ops/s",
               "ops/s per thread");
-  for (const char* workload : {"hit", "mix"}) {
-    const bool hit = std::strcmp(workload, "hit") == 0;
+  for (const workload& w : workloads) {
+    const zipf_stream zipf(w.zipf ? w.keys : 1, 0.99);
+    const bool read_only = w.write_in_4 == 0;
     for (std::size_t n : threads) {
       std::vector<std::vector<op>> per_thread(n);
       for (std::size_t t = 0; t < n; ++t) {
         std::mt19937_64 rng(t + 1);
         per_thread[t].reserve(kStream);
         for (std::size_t i = 0; i < kStream; ++i) {
-          if (hit) {
-            per_thread[t].push_back({(rng() % kHitKeys) * kScatter, false});
-          } else {
-            const std::uint64_t key = zipf.next(rng);
-            per_thread[t].push_back({key, rng() % 4 == 0});
-          }
+          const std::uint64_t key = w.zipf ? zipf.next(rng) : (rng() % w.keys) * kScatter;
+          per_thread[t].push_back({key, rng() % 4 < w.write_in_4});
         }
       }
       for (const char* name : {"tinylfu", "lru", "mutex-lru"}) {
         double best = 0;
         for (int round = 0; round < 3; ++round) {
-          const std::size_t capacity = hit ? kHitCapacity : kMixCapacity;
           auto fill = [&](auto& c) {
-            if (hit) {
-              for (std::size_t k = 0; k < kHitKeys; ++k) c.put(k * kScatter, k);
+            if (read_only) {  // every key, so that every read hits
+              for (std::uint64_t k = 0; k < w.keys; ++k) c.put(k * kScatter, k);
             } else {  // warm the cache with the workload's own keys
-              for (std::size_t i = 0; i < kStream; ++i) c.put(per_thread[0][i].key, 0);
+              for (const op& o : per_thread[0]) c.put(o.key, 0);
             }
           };
           if (std::strcmp(name, "mutex-lru") == 0) {
-            locked_lru c(capacity);
+            locked_lru c(w.capacity);
             fill(c);
             best = std::max(best, run_ops(c, per_thread, ops));
           } else {
             leakless::cache_options opts;
-            opts.max_entries = capacity;
+            opts.max_entries = w.capacity;
             opts.policy = std::strcmp(name, "lru") == 0 ? leakless::eviction::lru
                                                         : leakless::eviction::tinylfu;
             leakless::cache<std::uint64_t, std::uint64_t> c(opts);
@@ -371,7 +380,7 @@ int throughput(const std::vector<std::size_t>& threads, std::size_t ops) {
             best = std::max(best, run_ops(c, per_thread, ops));
           }
         }
-        std::printf("%-8s %-12s %8zu %14.0f %16.0f\n", workload, name, n, best,
+        std::printf("%-13s %-10s %8zu %14.0f %16.0f\n", w.name, name, n, best,
                     best / static_cast<double>(n));
         std::fflush(stdout);
       }
@@ -382,7 +391,12 @@ int throughput(const std::vector<std::size_t>& threads, std::size_t ops) {
 
 // --- memory ---
 
-std::size_t allocated() { return mallinfo2().uordblks; }
+// Bytes allocated by malloc: in the heap's arenas, and in blocks of their own (large ones, such as
+// a hash table's buckets or the deadline heap, are mmapped).
+std::size_t allocated() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
 
 template <class Fill>
 double bytes_per_entry(std::size_t n, Fill fill) {
@@ -394,32 +408,31 @@ double bytes_per_entry(std::size_t n, Fill fill) {
   return per - 2 * sizeof(std::uint64_t);  // minus the key and the value themselves
 }
 
-int memory(std::size_t n) {
-  std::printf("%-28s %10s\n", "cache", "B/entry");
-  for (int expiry = 0; expiry < 2; ++expiry) {
-    for (auto policy : {leakless::eviction::tinylfu, leakless::eviction::lru}) {
-      const double per = bytes_per_entry(n, [&] {
-        leakless::cache_options opts;
-        opts.max_entries = n;
-        opts.policy = policy;
-        if (expiry) opts.expire_after_write = std::chrono::hours(1);
-        leakless::cache<std::uint64_t, std::uint64_t> c(opts);
-        for (std::uint64_t k = 0; k < n; ++k) c.put(k * kScatter, k);
-        return allocated();
-      });
-      std::printf("%-28s %10.1f\n",
-                  (std::string(policy == leakless::eviction::lru ? "lru" : "tinylfu") +
-                   (expiry ? "+expiry" : ""))
-                      .c_str(),
-                  per);
-    }
+// One cache per process (the driver runs each variant alone), so that no earlier cache's freed
+// memory is counted or reused.
+int memory(std::size_t n, const std::string& variant) {
+  double per = 0;
+  if (variant == "mutex-lru") {
+    per = bytes_per_entry(n, [&] {
+      locked_lru c(n);
+      for (std::uint64_t k = 0; k < n; ++k) c.put(k * kScatter, k);
+      return allocated();
+    });
+  } else if (variant.rfind("tinylfu", 0) == 0 || variant.rfind("lru", 0) == 0) {
+    per = bytes_per_entry(n, [&] {
+      leakless::cache_options opts;
+      opts.max_entries = n;
+      opts.policy = variant[0] == 'l' ? leakless::eviction::lru : leakless::eviction::tinylfu;
+      if (variant.ends_with("+expiry")) opts.expire_after_write = std::chrono::hours(1);
+      leakless::cache<std::uint64_t, std::uint64_t> c(opts);
+      for (std::uint64_t k = 0; k < n; ++k) c.put(k * kScatter, k);
+      return allocated();
+    });
+  } else {
+    std::fprintf(stderr, "cache_bench: unknown cache %s\n", variant.c_str());
+    return 2;
   }
-  const double per = bytes_per_entry(n, [&] {
-    locked_lru c(n);
-    for (std::uint64_t k = 0; k < n; ++k) c.put(k * kScatter, k);
-    return allocated();
-  });
-  std::printf("%-28s %10.1f\n", "mutex-lru", per);
+  std::printf("%s %.1f\n", variant.c_str(), per);
   return 0;
 }
 
@@ -531,7 +544,10 @@ int main(int argc, char** argv) {
     }
     return throughput(threads, ops);
   }
-  if (cmd == "memory") return memory(argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000);
+  if (cmd == "memory") {
+    if (argc != 4) usage(argv[0]);
+    return memory(std::strtoull(argv[2], nullptr, 10), argv[3]);
+  }
   if (cmd == "streams") return streams(argc, argv, 2);
   if (cmd.rfind("--", 0) == 0) return streams(argc, argv, 1);
   usage(argv[0]);
