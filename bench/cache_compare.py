@@ -22,12 +22,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine_load  # noqa: E402
-from machine_load import children_cpu, cpu_jiffies  # noqa: E402
+from machine_load import LoadMeter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "build" / "release" / "bench" / "cache_bench"
@@ -52,23 +51,6 @@ def log(msg: str) -> None:
 def run(cmd: list[str]) -> str:
     log("+ " + " ".join(cmd))
     return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-
-
-class Load:
-    """CPU used by other processes (and stolen by the hypervisor) while a part of the run went."""
-
-    def __init__(self) -> None:
-        self.hz = os.sysconf("SC_CLK_TCK")
-        self.busy, self.steal = cpu_jiffies()
-        self.mine = children_cpu()
-        self.start = time.monotonic()
-
-    def line(self) -> str:
-        busy, steal = cpu_jiffies()
-        wall = max(time.monotonic() - self.start, 1e-9)
-        others = ((busy - self.busy) / self.hz - (children_cpu() - self.mine)) / wall
-        return (f"other processes used {max(others, 0):.2f} CPUs on average over {wall:.0f} s "
-                f"(steal {(steal - self.steal) / self.hz / wall:.2f})")
 
 
 def pct(x: float) -> str:
@@ -119,12 +101,12 @@ def main() -> int:
         run(["javac", "-d", str(work), "-cp", args.caffeine_jar,
              str(ROOT / "bench" / "caffeine" / "HitRatio.java")])
         java = ["java", "-cp", f"{args.caffeine_jar}{os.pathsep}{work}", "HitRatio"]
-        load = Load()
+        load = LoadMeter()
         hit_rows, got = hit_ratios(java, work, args.quick)
         hit_load = load.line()
 
         machine_load.wait_quiet(args.wait_quiet, 0.3, 3, log)
-        load = Load()
+        load = LoadMeter()
         ops = "1000000" if args.quick else "5000000"
         tput = run([str(BENCH), "throughput", "--threads", "1,2", "--ops", ops])
         tput_load = load.line()
@@ -136,7 +118,7 @@ def main() -> int:
             tput_rows.append([w, cache, threads, f"{float(total) / 1e6:.2f}",
                               f"{float(each) / 1e6:.2f}"])
 
-        load = Load()
+        load = LoadMeter()
         n = "100000" if args.quick else "1000000"
         mem = {}
         for v in MEMORY_VARIANTS:
