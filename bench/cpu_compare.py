@@ -7,7 +7,7 @@ CMake (release preset). Overhead: `cpu_bench burn 2 N` (fixed work on two thread
 libleakless.so preloaded (LEAKLESS_CPU_PROFILE, LEAKLESS_CPU_HZ=100) and with gperftools'
 libprofiler.so preloaded (CPUPROFILE, CPUPROFILE_FREQUENCY=100), interleaved, several times; the
 medians of wall and CPU time are compared. The other parts run under libleakless.so only, and the
-profiles are read with Go's `go tool pprof -top -unit=ms` (a private HOME and Go cache, no
+profiles are read with Go's `go tool pprof -top -nodefraction=0 -unit=ms` (a private HOME and Go cache, no
 network, as tests/support/go_pprof.sh does): the flat times of work_a and work_b give the split;
 the flat time of each thread_work<i> gives thread i's sample total, compared with the CPU time the
 thread read from its own clock; the dlopen run must end within a time limit and write a profile.
@@ -73,7 +73,8 @@ def flat_ms(profile: Path, scratch: Path) -> dict[str, float]:
     home.mkdir(exist_ok=True)
     env = {"HOME": str(home), "GOCACHE": str(home / "gocache"), "GOPROXY": "off",
            "PPROF_TMPDIR": str(home), "PPROF_BINARY_PATH": str(scratch / "nowhere")}
-    out = run(["go", "tool", "pprof", "-top", "-nodecount=100000", "-unit=ms", str(profile)],
+    out = run(["go", "tool", "pprof", "-top", "-nodecount=100000", "-nodefraction=0", "-unit=ms",
+               str(profile)],
               env=env, cwd=scratch)
     flat, rows = {}, False
     for line in out.splitlines():
