@@ -8,7 +8,8 @@
 //                             "wall_s cpu_s" (cpu: user + system of the whole process), so a
 //                             profiler's overhead shows as extra time for the same work.
 //   split SECONDS             one thread alternates work_a (7 units of work) and work_b (3 units of
-//                             the same work) until it has used SECONDS of CPU: a known 70/30 split.
+//                             the same work; the unit varies from round to round) until it has
+//                             used SECONDS of CPU: a known 70/30 split.
 //                             Prints "work_a SHARE" and "work_b SHARE", each function's share of
 //                             the CPU time measured around its calls with the thread's CPU clock.
 //   threads N SECONDS         N threads; thread i runs thread_work<i> (a function of its own, so
@@ -83,18 +84,27 @@ int burn(int threads, std::uint64_t iterations) {
 
 constexpr std::uint64_t kUnit = 200'000;  // steps of spin() per unit of work (about 0.3 ms)
 
-[[gnu::noinline]] std::uint64_t work_a(std::uint64_t x) { return spin(x, 7 * kUnit); }
-[[gnu::noinline]] std::uint64_t work_b(std::uint64_t x) { return spin(x, 3 * kUnit); }
+[[gnu::noinline]] std::uint64_t work_a(std::uint64_t x, std::uint64_t unit) {
+  return spin(x, 7 * unit);
+}
+[[gnu::noinline]] std::uint64_t work_b(std::uint64_t x, std::uint64_t unit) {
+  return spin(x, 3 * unit);
+}
 
 int split(double seconds) {
   double in_a = 0, in_b = 0;
   std::uint64_t x = 1;
   const double start = thread_cpu_seconds();
+  std::uint64_t random = 0x9e3779b97f4a7c15ull;
   while (thread_cpu_seconds() - start < seconds) {
+    // The unit varies from round to round: CPU timers fire on scheduler ticks, and work with a
+    // fixed period could be sampled at the same phase again and again.
+    random = random * 6364136223846793005ull + 1442695040888963407ull;
+    const std::uint64_t unit = kUnit / 2 + (random >> 33) % kUnit;
     const double t0 = thread_cpu_seconds();
-    x = work_a(x);
+    x = work_a(x, unit);
     const double t1 = thread_cpu_seconds();
-    x = work_b(x);
+    x = work_b(x, unit);
     const double t2 = thread_cpu_seconds();
     in_a += t1 - t0;
     in_b += t2 - t1;
