@@ -4,7 +4,8 @@ heap_compare.py).
 How it works: /proc/stat's first line gives the machine's busy and steal jiffies since boot;
 getrusage(RUSAGE_CHILDREN) gives the CPU our own finished children used, so the difference over a
 run is what other processes used meanwhile. wait_quiet() samples the busy jiffies over a window
-until other processes use less than a threshold of one CPU, or a time limit passes.
+until other processes use less than a threshold of one CPU, or a time limit passes. LoadMeter
+measures the same over a part of a run (CPUs used by other processes on average, and steal).
 machine_line() describes the machine (CPU model, cores, memory, kernel) for a report.
 """
 from __future__ import annotations
@@ -53,6 +54,23 @@ def wait_quiet(limit_s: float, threshold: float, window_s: float,
             log(message)
         else:
             print(message, file=sys.stderr, flush=True)
+
+
+class LoadMeter:
+    """CPUs other processes used (and the hypervisor stole) from creation until line()."""
+
+    def __init__(self) -> None:
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.busy, self.steal = cpu_jiffies()
+        self.mine = children_cpu()
+        self.start = time.monotonic()
+
+    def line(self) -> str:
+        busy, steal = cpu_jiffies()
+        wall = max(time.monotonic() - self.start, 1e-9)
+        others = ((busy - self.busy) / self.hz - (children_cpu() - self.mine)) / wall
+        return (f"other processes used {max(others, 0):.2f} CPUs on average over {wall:.0f} s "
+                f"(steal {(steal - self.steal) / self.hz / wall:.2f})")
 
 
 def machine_line() -> str:

@@ -46,6 +46,7 @@ struct record {
   std::atomic<std::uint32_t> state;  // 0 free, 1 being written, 2 full
   std::uint32_t depth;
   std::uint64_t generation;
+  std::uint64_t periods;  // timer periods the sample stands for: 1 + the timer's overruns
   std::uintptr_t frames[kMaxDepth];
 };
 
@@ -198,10 +199,17 @@ void on_sigprof(int signal, siginfo_t* info, void* context) {
     errno = saved_errno;
     return;
   }
+  // A CPU timer that expires again while its signal is still pending queues no second signal: it
+  // counts an overrun. That happens on a busy machine, where the kernel notices expiries late
+  // (on scheduler ticks) and several periods can pass between two deliveries, and while the
+  // thread blocks SIGPROF. The sample then stands for 1 + overrun periods, or the thread's CPU
+  // time would be undercounted. (setitimer's signals carry no overrun count.)
+  const int overrun = info != nullptr && info->si_code == SI_TIMER ? info->si_overrun : 0;
+  const std::uint64_t periods = 1 + static_cast<std::uint64_t>(overrun > 0 ? overrun : 0);
   std::uint64_t head = g_head.load(std::memory_order_relaxed);
   for (;;) {
     if (head - g_tail.load(std::memory_order_acquire) >= kRingSlots) {
-      g_dropped.fetch_add(1, std::memory_order_relaxed);
+      g_dropped.fetch_add(periods, std::memory_order_relaxed);
       g_in_handler.fetch_sub(1, std::memory_order_release);
       errno = saved_errno;
       return;
@@ -211,6 +219,7 @@ void on_sigprof(int signal, siginfo_t* info, void* context) {
   record& r = g_ring[head % kRingSlots];
   r.state.store(1, std::memory_order_relaxed);
   r.generation = generation;
+  r.periods = periods;
   r.depth = walk(static_cast<const ucontext_t*>(context), r.frames);
   r.state.store(2, std::memory_order_release);
   g_in_handler.fetch_sub(1, std::memory_order_release);
@@ -299,9 +308,9 @@ void drain() {
         g_active_generation.load(std::memory_order_relaxed) == 0) {
       std::vector<std::uint64_t> stack(r.frames, r.frames + r.depth);
       try {
-        g_counts[std::move(stack)] += 1;
+        g_counts[std::move(stack)] += static_cast<std::int64_t>(r.periods);
       } catch (...) {
-        g_dropped.fetch_add(1, std::memory_order_relaxed);
+        g_dropped.fetch_add(r.periods, std::memory_order_relaxed);
       }
     }
     r.state.store(0, std::memory_order_relaxed);

@@ -25,9 +25,11 @@
 //   without frame pointers may be skipped (the leaf PC, and so the flat profile, is always exact).
 // - The handler reserves a slot of a fixed per-process ring by compare-and-swap on its head, fills
 //   it and publishes it; a reader thread drains the ring every 10 ms into a hash of stack ->
-//   count. A full ring counts the sample as dropped; the profile then carries one sample of the
-//   pseudo-function "leakless::lost_samples" with the dropped count (as Go's
-//   runtime._LostExternalCode).
+//   count. A sample counts 1 + the timer's overrun (si_overrun): expiries that came while the
+//   previous signal was still pending (a busy machine notices CPU-timer expiries late, on
+//   scheduler ticks; a thread may block SIGPROF) queue no signal of their own. A full ring
+//   counts the sample as dropped; the profile then carries one sample of the pseudo-function
+//   "leakless::lost_samples" with the dropped count (as Go's runtime._LostExternalCode).
 // - stop() deletes the timers, discards SIGPROF signals still pending, restores the previous
 //   SIGPROF action, waits for handlers still running, drains the ring and writes the profile:
 //   sample types samples/count and cpu/nanoseconds, period type cpu/nanoseconds, period 1e9/hz,

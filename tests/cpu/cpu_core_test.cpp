@@ -11,6 +11,7 @@
 // defers asynchronous signals until the thread calls into it (a pure CPU loop never does).
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -154,6 +155,29 @@ TEST(CpuProfile, SampledSplitMatchesWork) {
   EXPECT_NEAR(share, 70.0, 10.0) << seventy << " vs " << thirty << "; leaves: " << all;
   std::printf("sampled split: %lld/%lld samples = %.1f%%\n", static_cast<long long>(seventy),
               static_cast<long long>(thirty), share);
+}
+
+// While SIGPROF is blocked, the thread's timer keeps expiring: one signal stays pending and the
+// other expiries become overruns, which the sample delivered at the unblock must count.
+TEST(CpuProfile, TimerOverrunsCountAsSamples) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  std::ostringstream out;
+  cpu::start(out);
+  if (!cpu::per_thread_timers()) GTEST_SKIP() << "no per-thread CPU timers here";
+  sigset_t prof, old;
+  sigemptyset(&prof);
+  sigaddset(&prof, SIGPROF);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &prof, &old), 0);
+  const double start = cpu_test::thread_cpu_seconds();
+  cpu_test::burn_split(0.5);  // 50 periods at 100 Hz
+  const double used = cpu_test::thread_cpu_seconds() - start;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &old, nullptr), 0);  // the pending signal lands here
+  const profile p = stop_and_decode(out);
+  const double periods = used * cpu::kDefaultHz;
+  // One signal for the whole blocked stretch, standing for every period that passed in it (the
+  // last period may not have ended yet, and other threads add none: there are none).
+  EXPECT_GE(static_cast<double>(cpu_test::total_samples(p)), periods - 2) << "CPU s: " << used;
+  EXPECT_LE(static_cast<double>(cpu_test::total_samples(p)), periods + 2) << "CPU s: " << used;
 }
 
 TEST(CpuProfile, ProcessTimerFallbackSamples) {
