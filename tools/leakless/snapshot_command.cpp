@@ -6,7 +6,8 @@
 // /proc/PID/maps) and LEAKLESS_HEAP_PROFILE set (read from /proc/PID/environ, a relative prefix
 // taken from the program's working directory): the command notes the newest
 // <prefix>.<pid>.<seq>.heap.pb.gz, sends the dump signal (LEAKLESS_DUMP_SIGNAL from the same
-// environment, SIGUSR2 by default) and waits for a file with a higher sequence number; the
+// environment, SIGUSR2 by default; only if the process catches it, per /proc/PID/status, since
+// an uncaught one would end it) and waits for a file with a higher sequence number; the
 // profiler writes it under a temporary name and renames it, so a file that appears is complete.
 // Either way the profile is decoded to check it, then written to FILE (default: a name with the
 // time in the current directory; "-" for stdout) and summarized on stderr.
@@ -114,6 +115,16 @@ std::string snapshot_pid(const std::string& pid, double timeout_seconds, std::st
     if (const auto parsed = heap::parse_signal(*name)) sig = *parsed;
   }
 
+  // A signal the process does not catch would end it: check its caught-signal mask first.
+  const std::string status = read_whole(proc / "status");
+  const std::size_t caught = status.find("SigCgt:");
+  if (caught != std::string::npos) {
+    const unsigned long long mask = std::stoull(status.substr(caught + 7), nullptr, 16);
+    if ((mask & (1ULL << (sig - 1))) == 0) {
+      throw std::runtime_error("process " + pid + " does not handle signal " + std::to_string(sig) +
+                               " (yet); leakless installs its dump handler as the program starts");
+    }
+  }
   const long long before = newest_sequence(prefix, pid, nullptr);
   if (::kill(static_cast<pid_t>(std::stol(pid)), sig) != 0) {
     throw std::runtime_error("cannot signal process " + pid + ": " + std::strerror(errno));
