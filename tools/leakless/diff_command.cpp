@@ -5,7 +5,6 @@
 // to a per-function node_table and BASE's with their values negated, so flat and cum are
 // FILE minus BASE. As in pprof, percentages are of BASE's total and rows are ordered by the size
 // of the change, growth and shrinkage alike.
-#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -26,22 +25,8 @@ struct diff_args {
 
 int run(const diff_args& a) {
   try {
-    pprof::profile base = load_profile(a.base);
-    pprof::profile p = load_profile(a.file);
-    const std::size_t index = choose_sample_index(p, a.sample_index);
-    const std::string& type = p.sample_types[index].type;
-    const std::size_t base_index = sample_index(base, type);
-    prune_dropped_frames(base);
-    prune_dropped_frames(p);
-    node_table table(node_table::granularity::functions);
-    table.add(p, index);
-    table.add(base, base_index, -1);
-    pprof::profile header = p;
-    if (base.time_nanos != 0 && (header.time_nanos == 0 || base.time_nanos < header.time_nanos)) {
-      header.time_nanos = base.time_nanos;
-    }
-    std::cout << profile_header(header, type)
-              << render_top(table, p.sample_types[index].unit, a.table);
+    const pprof::profile base = load_profile(a.base);
+    std::cout << top_report(load_profile(a.file), &base, a.sample_index, a.table);
     return exit_ok;
   } catch (const std::exception& e) {
     report_error(e.what());

@@ -319,6 +319,26 @@ std::string render_top(const node_table& table, const std::string& sample_unit,
   return out;
 }
 
+std::string top_report(pprof::profile p, const pprof::profile* base,
+                       const std::string& sample_index, const table_options& options) {
+  const std::size_t index = choose_sample_index(p, sample_index);
+  const pprof::value_type type = p.sample_types[index];
+  prune_dropped_frames(p);
+  node_table table(node_table::granularity::functions);
+  table.add(p, index);
+  if (base != nullptr) {
+    pprof::profile b = *base;
+    const std::size_t base_index = cli::sample_index(b, type.type);
+    prune_dropped_frames(b);
+    table.add(b, base_index, -1);
+    // pprof merges the two: the earlier time is the report's.
+    if (b.time_nanos != 0 && (p.time_nanos == 0 || b.time_nanos < p.time_nanos)) {
+      p.time_nanos = b.time_nanos;
+    }
+  }
+  return profile_header(p, type.type) + render_top(table, type.unit, options);
+}
+
 std::string profile_header(const pprof::profile& p, const std::string& sample_type) {
   std::string out;
   if (!p.mappings.empty() && !p.mappings[0].filename.empty()) {

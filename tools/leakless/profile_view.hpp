@@ -83,6 +83,11 @@ struct table_options {
 std::string render_top(const node_table& table, const std::string& sample_unit,
                        const table_options& options);
 
+// The whole `top` report (header and table) of `p`, or with `base` the `diff` report of p minus
+// base, for the sample type `sample_index` (see choose_sample_index).
+std::string top_report(pprof::profile p, const pprof::profile* base,
+                       const std::string& sample_index, const table_options& options);
+
 // Adds --sample_index, --nodecount and --nodefraction to a command (top, diff).
 void add_view_options(CLI::App* cmd, std::string& sample_index, table_options& table);
 

@@ -23,13 +23,7 @@ struct top_args {
 
 int run(const top_args& a) {
   try {
-    pprof::profile p = load_profile(a.file);
-    const std::size_t index = choose_sample_index(p, a.sample_index);
-    prune_dropped_frames(p);
-    node_table table(node_table::granularity::functions);
-    table.add(p, index);
-    std::cout << profile_header(p, p.sample_types[index].type)
-              << render_top(table, p.sample_types[index].unit, a.table);
+    std::cout << top_report(load_profile(a.file), nullptr, a.sample_index, a.table);
     return exit_ok;
   } catch (const std::exception& e) {
     report_error(e.what());
