@@ -266,7 +266,7 @@ TEST_F(Cli, LeaksCollectsFromAUrl) {
   ASSERT_EQ(bodies.size(), 21u);
   profile_server server(bodies);
   const run_result r = cli({"leaks", "--json", "--url", server.url(), "--every", "20ms", "--for",
-                            "400ms", "--keep", (dir_ / "kept").string()});
+                            "400ms", "--keep", (dir_ / "kept").string(), "--progress"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(server.requests(), 21u);
   const nlohmann::json j = nlohmann::json::parse(r.out);
@@ -275,6 +275,10 @@ TEST_F(Cli, LeaksCollectsFromAUrl) {
   EXPECT_EQ(j["suspects"][0]["function"], "fast_leak");
   EXPECT_NEAR(j["duration_seconds"].get<double>(), 100, 1e-6);  // the profiles' own times
   EXPECT_NE(r.err.find("collected 21 snapshots"), std::string::npos) << r.err;
+  // The progress bar, redrawn in place, ends full.
+  EXPECT_NE(r.err.find("\r[" + std::string(30, '#') + "] 21/21 snapshots"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("] 1/21 snapshots"), std::string::npos) << r.err;
   // Every fetched profile was kept, byte for byte.
   std::vector<std::string> kept;
   for (const auto& e : fs::directory_iterator(dir_ / "kept")) kept.push_back(e.path().string());

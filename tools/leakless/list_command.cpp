@@ -61,7 +61,10 @@ int run(const list_args& a) {
     // function name -> file -> its line nodes
     std::map<std::string, std::map<std::string, std::vector<node_value>>> routines;
     for (const node_value& n : table.by_flat()) {
-      if (std::regex_search(n.name, pattern)) routines[n.name][n.file].push_back(n);
+      if (n.name.size() <= 4096 &&
+          std::regex_search(n.name, pattern)) {  // see prune_dropped_frames
+        routines[n.name][n.file].push_back(n);
+      }
     }
     if (routines.empty()) {
       report_error("no function in " + a.file + " matches '" + a.regex + "'");

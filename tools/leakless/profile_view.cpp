@@ -124,7 +124,13 @@ std::size_t choose_sample_index(const pprof::profile& p, const std::string& requ
 }
 
 void prune_dropped_frames(pprof::profile& p) {
-  if (p.drop_frames.empty()) return;
+  // libstdc++'s regex matcher recurses per character: a hostile profile's huge pattern or names
+  // must not exhaust the stack, so those are not matched (the frames are shown).
+  constexpr std::size_t max_pattern = 4096, max_name = 4096;
+  if (p.drop_frames.empty() || p.drop_frames.size() > max_pattern ||
+      p.keep_frames.size() > max_pattern) {
+    return;
+  }
   std::regex drop, keep;
   try {
     drop = std::regex("^(" + p.drop_frames + ")$");
@@ -140,11 +146,15 @@ void prune_dropped_frames(pprof::profile& p) {
     for (; i >= 0; --i) {
       const auto name = names.find(loc.lines[static_cast<std::size_t>(i)].function_id);
       if (name == names.end() || name->second.empty()) continue;
+      if (name->second.size() > max_name) continue;
       const std::string simple = simplify_function(name->second);
-      if (std::regex_match(simple, drop) &&
-          (p.keep_frames.empty() || !std::regex_match(simple, keep))) {
-        break;
+      bool dropped = false;
+      try {
+        dropped = std::regex_match(simple, drop) &&
+                  (p.keep_frames.empty() || !std::regex_match(simple, keep));
+      } catch (const std::regex_error&) {  // too complex to match: keep the frame
       }
+      if (dropped) break;
     }
     if (i < 0) continue;
     prune_beneath.insert(loc.id);
