@@ -176,6 +176,25 @@ TEST_F(Cli, BadProfilesAreOneLineErrorsWithStatusOne) {
   EXPECT_EQ(cli({"list", write("good.pb.gz", good), "(unclosed"}).exit_code, 2);
 }
 
+TEST_F(Cli, HostileRegularExpressionsNeitherHangNorCrash) {
+  // Patterns that take exponential time in a backtracking matcher, against long names.
+  leakless::pprof::profile p = leakless::test::empty_heap_profile(524288, 1);
+  p.drop_frames = "(a|aa)*c";
+  const std::string name(3000, 'a');
+  p.functions = {{1, name, "", "/src/a.cpp", 1}, {2, "main", "", "/src/main.cpp", 1}};
+  p.locations = {{1, 0, 0x1000, {{1, 2}}, false}, {2, 0, 0x2000, {{2, 3}}, false}};
+  p.samples = {{{1, 2}, {1, 4096, 1, 4096}, {}}};
+  const std::string file = write("hostile.pb.gz", leakless::pprof::encode_gzipped(p));
+  const run_result top = cli({"top", file});
+  EXPECT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_NE(top.out.find(name), std::string::npos);
+  const run_result list = cli({"list", file, "(a+a+)+b"});
+  EXPECT_EQ(list.exit_code, 1);
+  EXPECT_NE(list.err.find("no function"), std::string::npos) << list.err;
+  const run_result backref = cli({"list", file, "(a)\\1"});
+  EXPECT_EQ(backref.exit_code, 2) << backref.err;
+}
+
 TEST_F(Cli, LeaksJsonListsSuspectsMostLikelyFirst) {
   const std::string series = write_series("series", two_leaks());
   const run_result r = cli({"leaks", "--json", series});

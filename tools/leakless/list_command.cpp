@@ -45,7 +45,7 @@ std::string row(const std::string& flat, const std::string& cum, std::int64_t li
 int run(const list_args& a) {
   std::regex pattern;
   try {
-    pattern = std::regex(a.regex);
+    pattern = std::regex(a.regex, kLinearRegex);
   } catch (const std::regex_error& e) {
     report_error("list: '" + a.regex + "' is not a valid regular expression: " + e.what());
     return exit_usage;

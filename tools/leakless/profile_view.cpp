@@ -133,8 +133,8 @@ void prune_dropped_frames(pprof::profile& p) {
   }
   std::regex drop, keep;
   try {
-    drop = std::regex("^(" + p.drop_frames + ")$");
-    if (!p.keep_frames.empty()) keep = std::regex("^(" + p.keep_frames + ")$");
+    drop = std::regex("^(" + p.drop_frames + ")$", kLinearRegex);
+    if (!p.keep_frames.empty()) keep = std::regex("^(" + p.keep_frames + ")$", kLinearRegex);
   } catch (const std::regex_error&) {
     return;  // not a pattern we can read: show every frame
   }

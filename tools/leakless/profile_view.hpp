@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <regex>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -24,6 +25,13 @@
 #include "pprof/profile.hpp"
 
 namespace leakless::cli {
+
+// How the views compile regular expressions (drop_frames, list's REGEX): ECMAScript, run by
+// libstdc++'s breadth-first matcher, whose time grows with the input times the pattern and whose
+// recursion does not grow with the input, so a hostile pattern cannot hang or crash a view.
+// Back-references are refused (regex_error).
+inline constexpr std::regex::flag_type kLinearRegex =
+    std::regex::ECMAScript | std::regex_constants::__polynomial;
 
 // The sample type a view shows: `requested` names a type ("inuse_space") or is an index ("3");
 // empty means the profile's default_sample_type, or its last type (pprof's rule). Throws
