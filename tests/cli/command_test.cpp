@@ -18,7 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/report_text.hpp"
 #include "cli/synthetic_series.hpp"
 #include "pprof/profile.hpp"
 #include "support/run_program.hpp"
@@ -85,26 +85,8 @@ class Cli : public ::testing::Test {
   fs::path dir_;
 };
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-// The table of a -top report, from its "Showing nodes" line on, without pprof's inline markers.
-std::string top_table(const std::string& report) {
-  std::string out;
-  bool on = false;
-  for (std::string line : lines_of(report)) {
-    on = on || line.starts_with("Showing nodes");
-    for (const std::string marker : {" (partial-inline)", " (inline)"}) {
-      if (line.ends_with(marker)) line.resize(line.size() - marker.size());
-    }
-    if (on) out += line + "\n";
-  }
-  return out;
-}
+using leakless::test::lines_of;
+using leakless::test::top_table;
 
 leakless::test::synthetic_program two_leaks() {
   leakless::test::synthetic_program p;
