@@ -332,12 +332,19 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
   p.functions = {{1, "std::allocator<char>::allocate(unsigned long)", "", "/usr/include/a.h", 1},
                  {2, "cache::put(int)", "", "/src/app/cache.cpp", 10},
                  {3, "cache::grow()", "", "/src/app/cache.cpp", 30},
-                 {4, "main", "", "/src/app/main.cpp", 1}};
+                 {4, "main", "", "/src/app/main.cpp", 1},
+                 // Names pprof simplifies when it reads them: one equal to its system name (an
+                 // inlined template without a linkage name) and one only mangled.
+                 {5, "std::make_unique<cache::entry>()", "std::make_unique<cache::entry>()",
+                  "/usr/include/c++/12/bits/unique_ptr.h", 1064},
+                 {6, "", "_ZN5cache5evictEv", "/src/app/cache.cpp", 50}};
   p.locations = {{1, 1, 0x401000, {{1, 5}}, false},
                  {2, 1, 0x402000, {{3, 33}, {2, 14}}, false},  // grow() inlined into put()
                  {3, 1, 0x403000, {{2, 16}}, false},
-                 {4, 1, 0x404000, {{4, 7}}, false}};
-  std::uint64_t next_id = 5;
+                 {4, 1, 0x404000, {{4, 7}}, false},
+                 {5, 1, 0x405000, {{5, 1065}, {6, 52}}, false},
+                 {6, 2, 0x7f0000001234, {}, false}};  // unsymbolized, in libstdc++
+  std::uint64_t next_id = 7;
   for (int i = 0; i < 60; ++i) {  // small helpers, each called from main
     const std::uint64_t fn = 100 + static_cast<std::uint64_t>(i);
     p.functions.push_back({fn, "helper" + std::to_string(i), "", "/src/app/helpers.cpp", i * 3});
@@ -349,6 +356,11 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
   p.samples.push_back({{1, 2, 4}, {10, 50 << 20, 8, 40 << 20}, {}});
   p.samples.push_back({{1, 3, 4}, {4, 9 << 20, 2, 3 << 20}, {}});
   p.samples.push_back({{2, 3, 4}, {1, 123456, 1, 12345}, {}});
+  p.samples.push_back({{5, 4}, {3, 3 << 20, 3, 3 << 20}, {}});
+  p.samples.push_back({{6, 4}, {2, 2 << 20, 2, 2 << 20}, {}});
+  p.mappings.push_back({2, 0x7f0000000000, 0x7f0000200000, 0,
+                        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "", false, false, false,
+                        false});
   const std::string file = write("app.heap.pb.gz", leakless::pprof::encode_gzipped(p));
   leakless::pprof::profile base = p;
   base.time_nanos -= 60'000'000'000;
@@ -365,6 +377,9 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
     if (index.ends_with("space")) {  // the helpers' bytes are under 0.5% of the total
       EXPECT_NE(ours.out.find("Dropped 60 nodes"), std::string::npos) << ours.out;
     }
+    EXPECT_NE(ours.out.find("  std::make_unique\n"), std::string::npos) << ours.out;
+    EXPECT_NE(ours.out.find("  cache::evict\n"), std::string::npos) << ours.out;
+    EXPECT_NE(ours.out.find("  [libstdc++.so.6]\n"), std::string::npos) << ours.out;
   }
   const run_result diff = cli({"diff", base_file, file});
   ASSERT_EQ(diff.exit_code, 0) << diff.err;
