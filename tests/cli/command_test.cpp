@@ -377,7 +377,7 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
     if (index.ends_with("space")) {  // the helpers' bytes are under 0.5% of the total
       EXPECT_NE(ours.out.find("Dropped 60 nodes"), std::string::npos) << ours.out;
     }
-    EXPECT_NE(ours.out.find("  std::make_unique\n"), std::string::npos) << ours.out;
+    EXPECT_NE(ours.out.find("  std::make_unique (inline)\n"), std::string::npos) << ours.out;
     EXPECT_NE(ours.out.find("  cache::evict\n"), std::string::npos) << ours.out;
     EXPECT_NE(ours.out.find("  [libstdc++.so.6]\n"), std::string::npos) << ours.out;
   }

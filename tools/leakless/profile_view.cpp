@@ -235,7 +235,9 @@ void node_table::add(const pprof::profile& p, std::size_t index, std::int64_t si
     total_ += std::abs(v);
     if (sign < 0) base_total_ += std::abs(v);
     seen.clear();
-    bool leaf = true;
+    // The stack leaf first: each frame's node and whether it is inlined into the frame after it
+    // (every line of a location but its last).
+    std::vector<std::pair<node_value*, bool>> stack;
     for (std::uint64_t id : s.location_ids) {
       const pprof::location* loc = idx.location(id);
       if (loc == nullptr) continue;
@@ -259,10 +261,14 @@ void node_table::add(const pprof::profile& p, std::size_t index, std::int64_t si
             if (start != start_lines.end()) n.start_line = start->second;
           }
         }
-        if (leaf) n.flat += v;
-        leaf = false;
+        if (stack.empty()) n.flat += v;
         if (seen.insert(std::move(key)).second) n.cum += v;
+        stack.emplace_back(&n, k + 1 < frames.size());
       }
+    }
+    for (std::size_t i = 0; i + 1 < stack.size(); ++i) {   // the edge from its caller
+      if (stack[i].first == stack[i + 1].first) continue;  // recursion: no edge, as in pprof
+      (stack[i].second ? stack[i].first->called_inline : stack[i].first->called_plainly) = true;
     }
   }
 }
@@ -372,7 +378,9 @@ std::string render_top(const node_table& table, const std::string& sample_unit,
                   percentage(n.flat, total).c_str(), percentage(running, total).c_str(),
                   format(n.cum).c_str(), percentage(n.cum, total).c_str());
     out += buf;
-    out += n.name + "\n";
+    out += n.name;
+    if (n.called_inline) out += n.called_plainly ? " (partial-inline)" : " (inline)";
+    out += "\n";
   }
   return out;
 }

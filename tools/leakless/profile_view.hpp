@@ -55,6 +55,8 @@ struct node_value {
   std::int64_t start_line = 0;  // the function's first line, when the profile says
   std::int64_t flat = 0;
   std::int64_t cum = 0;
+  bool called_inline = false;   // some caller has it inlined: pprof marks it "(inline)", or
+  bool called_plainly = false;  // "(partial-inline)" when others call it plainly
 };
 
 class node_table {
