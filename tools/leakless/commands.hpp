@@ -25,4 +25,11 @@ using add_command_fn = void (*)(CLI::App& app, int& status);
 // Prints "leakless: error: <message>" on stderr.
 void report_error(std::string_view message);
 
+// The subcommands (one source file each).
+void add_leaks_command(CLI::App& app, int& status);
+void add_top_command(CLI::App& app, int& status);
+void add_diff_command(CLI::App& app, int& status);
+void add_list_command(CLI::App& app, int& status);
+void add_snapshot_command(CLI::App& app, int& status);
+
 }  // namespace leakless::cli

@@ -31,7 +31,11 @@ constexpr const char* kFooter =
     "  2  usage error (unknown option, unexpected argument, missing command)";
 
 // Every subcommand, in the order --help lists them.
-const std::vector<leakless::cli::add_command_fn> kCommands = {};
+const std::vector<leakless::cli::add_command_fn> kCommands = {
+    leakless::cli::add_leaks_command,    leakless::cli::add_top_command,
+    leakless::cli::add_diff_command,     leakless::cli::add_list_command,
+    leakless::cli::add_snapshot_command,
+};
 
 }  // namespace
 
