@@ -22,6 +22,10 @@ inline constexpr int exit_usage = 2;    // bad command line
 // Registers one subcommand; see the file comment.
 using add_command_fn = void (*)(CLI::App& app, int& status);
 
+// The subcommands (one source file each).
+void add_run_command(CLI::App& app, int& status);
+void add_flame_command(CLI::App& app, int& status);
+
 // Prints "leakless: error: <message>" on stderr.
 void report_error(std::string_view message);
 

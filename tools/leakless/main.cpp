@@ -31,7 +31,10 @@ constexpr const char* kFooter =
     "  2  usage error (unknown option, unexpected argument, missing command)";
 
 // Every subcommand, in the order --help lists them.
-const std::vector<leakless::cli::add_command_fn> kCommands = {};
+const std::vector<leakless::cli::add_command_fn> kCommands = {
+    leakless::cli::add_run_command,
+    leakless::cli::add_flame_command,
+};
 
 }  // namespace
 
