@@ -4,13 +4,13 @@
 //
 // How it works: a connection table holds 2,000 long-lived connections and sees traffic spikes:
 // 198,000 more connections open (inserted) and close again (erased), so 99% of the peak is erased;
-// this repeats for three rounds. The
-// same operations run on a std::unordered_map and on a leakless::hmap, each with a counting
-// allocator, so the figures are the exact bytes each container holds from the heap, nothing
-// estimated. After every phase the program prints both. std::unordered_map frees the erased nodes
-// but keeps the bucket array sized for the peak (2.8 MiB for 2,000 entries) until rehash(0); hmap
-// shrinks as it erases. It exits with status 1 unless hmap, after the erasures, holds less than a
-// tenth of its peak and less than std::unordered_map does. `--seconds N` is accepted and ignored.
+// this repeats for three rounds. The same operations run on a std::unordered_map and on a
+// leakless::hmap, each with a counting allocator, so the figures are the exact bytes each
+// container holds from the heap, nothing estimated. After every phase the program prints both.
+// std::unordered_map frees the erased nodes but keeps the bucket array sized for the peak (2.8 MiB
+// for 2,000 entries) until rehash(0); hmap shrinks as it erases. It exits with status 1 unless
+// hmap, after every spike, holds less than a quarter of its peak and less than std::unordered_map
+// does. `--seconds N` is accepted and ignored.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
