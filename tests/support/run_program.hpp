@@ -3,7 +3,9 @@
 // How it works: run_program() starts `argv` with posix_spawn in `dir`, with this process's
 // environment plus (overriding) `env`, stdout and stderr redirected to files in `dir`, waits for
 // it, and returns its exit code (128 + signal number when a signal ended it), stdout, stderr and
-// pid. Header-only so that any test directory can include it (tests/ is on the include path).
+// pid. A test that must act while the program runs (send it a signal, watch its files) calls
+// start_program() and later finish_program(), the two halves of run_program(). Header-only so that
+// any test directory can include it (tests/ is on the include path).
 #pragma once
 
 #include <fcntl.h>
@@ -37,9 +39,11 @@ inline std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
-inline run_result run_program(std::vector<std::string> argv,
-                              const std::map<std::string, std::string>& env,
-                              const std::filesystem::path& dir) {
+// Starts the program as run_program() does and returns at once; r.exit_code stays -1 and r.pid
+// is 0 when it could not be started.
+inline run_result start_program(std::vector<std::string> argv,
+                                const std::map<std::string, std::string>& env,
+                                const std::filesystem::path& dir) {
   std::vector<std::string> environment;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry = *e;
@@ -68,13 +72,25 @@ inline run_result run_program(std::vector<std::string> argv,
   const int spawned =
       posix_spawn(&r.pid, argv_p[0], &actions, nullptr, argv_p.data(), env_p.data());
   posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return r;
+  if (spawned != 0) r.pid = 0;
+  return r;
+}
+
+// Waits for a program start_program() started (in `dir`) and fills in its exit code and output.
+inline run_result finish_program(run_result r, const std::filesystem::path& dir) {
+  if (r.pid == 0) return r;
   int status = 0;
   waitpid(r.pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
+  r.out = read_file(dir / "stdout");
+  r.err = read_file(dir / "stderr");
   return r;
+}
+
+inline run_result run_program(std::vector<std::string> argv,
+                              const std::map<std::string, std::string>& env,
+                              const std::filesystem::path& dir) {
+  return finish_program(start_program(std::move(argv), env, dir), dir);
 }
 
 }  // namespace leakless::test

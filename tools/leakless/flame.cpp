@@ -32,7 +32,7 @@ int flame(const flame_options_cli& o) {
     report_error(e.what());
     return exit_failure;
   }
-  const std::optional<std::size_t> index = sample_index(p, o.sample_index);
+  const std::optional<std::size_t> index = pick_sample_index(p, o.sample_index);
   if (!index) {
     std::string known;
     for (const pprof::value_type& t : p.sample_types) known += " " + t.type;

@@ -67,7 +67,7 @@ pprof::profile read_profile(const fs::path& path) {
   }
 }
 
-std::optional<std::size_t> sample_index(const pprof::profile& p, std::string_view name) {
+std::optional<std::size_t> pick_sample_index(const pprof::profile& p, std::string_view name) {
   if (p.sample_types.empty()) return std::nullopt;
   if (name.empty()) name = p.default_sample_type;
   if (name.empty()) return p.sample_types.size() - 1;
@@ -85,7 +85,7 @@ std::optional<std::size_t> sample_index(const pprof::profile& p, std::string_vie
 std::optional<std::uint64_t> inuse_bytes_of(const fs::path& path) {
   try {
     const pprof::profile p = read_profile(path);
-    const std::optional<std::size_t> i = sample_index(p, "inuse_space");
+    const std::optional<std::size_t> i = pick_sample_index(p, "inuse_space");
     if (!i) return std::nullopt;
     std::int64_t total = 0;
     for (const pprof::sample& s : p.samples) total += s.values.at(*i);

@@ -27,7 +27,7 @@ pprof::profile read_profile(const std::filesystem::path& path);
 // Index of the sample type named `name` (or given as a number) in `p`; with an empty `name`, the
 // profile's default sample type, else its last one (inuse_space for heap profiles, as pprof does).
 // nullopt when there is no such sample type.
-std::optional<std::size_t> sample_index(const pprof::profile& p, std::string_view name);
+std::optional<std::size_t> pick_sample_index(const pprof::profile& p, std::string_view name);
 
 // Sum of the inuse_space values of the profile at `path`; nullopt when it cannot be read.
 std::optional<std::uint64_t> inuse_bytes_of(const std::filesystem::path& path);
