@@ -22,11 +22,17 @@ inline constexpr int exit_usage = 2;    // bad command line
 // Registers one subcommand; see the file comment.
 using add_command_fn = void (*)(CLI::App& app, int& status);
 
-// The subcommands (one source file each).
-void add_run_command(CLI::App& app, int& status);
-void add_flame_command(CLI::App& app, int& status);
-
 // Prints "leakless: error: <message>" on stderr.
 void report_error(std::string_view message);
+
+// The subcommands (one source file each).
+void add_leaks_command(CLI::App& app, int& status);
+void add_top_command(CLI::App& app, int& status);
+void add_diff_command(CLI::App& app, int& status);
+void add_list_command(CLI::App& app, int& status);
+void add_snapshot_command(CLI::App& app, int& status);
+void add_run_command(CLI::App& app, int& status);
+void add_flame_command(CLI::App& app, int& status);
+void add_report_command(CLI::App& app, int& status);
 
 }  // namespace leakless::cli

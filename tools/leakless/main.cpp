@@ -32,6 +32,7 @@ constexpr const char* kFooter =
 
 // Every subcommand, in the order --help lists them.
 const std::vector<leakless::cli::add_command_fn> kCommands = {
+    leakless::cli::add_leaks_command,
     leakless::cli::add_run_command,
     leakless::cli::add_flame_command,
 };
