@@ -188,7 +188,7 @@ TEST_F(FlameCommand, FailsOnAMalformedProfileOrAnUnknownSampleType) {
                  (dir_ / "y.svg").string()}),
             2);
   const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_NE(err.find("garbage.pb.gz: not a pprof profile"), std::string::npos) << err;
+  EXPECT_NE(err.find("garbage.pb.gz: not a valid pprof profile"), std::string::npos) << err;
   EXPECT_NE(err.find("no sample type 'cpu'"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(dir_ / "x.svg"));
 }

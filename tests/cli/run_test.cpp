@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "analysis.hpp"
 #include "profile_files.hpp"
 #include "support/run_program.hpp"
 
@@ -103,7 +104,7 @@ TEST_F(RunCommand, WritesAProfileEveryIntervalAndOneAtExit) {
     if (i == 0) pid = this_pid;
     EXPECT_EQ(this_pid, pid);
     EXPECT_EQ(name, "heap." + pid + "." + std::to_string(i) + ".heap.pb.gz");
-    const auto p = leakless::cli::read_profile(files[i]);
+    const auto p = leakless::cli::load_profile(files[i].string());
     ASSERT_EQ(p.sample_types.size(), 4u);
     EXPECT_EQ(p.sample_types[3].type, "inuse_space");
     EXPECT_EQ(p.period, 65536);

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "analysis.hpp"
 #include "commands.hpp"
 #include "flame_graph.hpp"
 #include "profile_files.hpp"
@@ -27,7 +28,7 @@ struct flame_options_cli {
 int flame(const flame_options_cli& o) {
   pprof::profile p;
   try {
-    p = read_profile(o.file);
+    p = load_profile(o.file);
   } catch (const std::exception& e) {
     report_error(e.what());
     return exit_failure;

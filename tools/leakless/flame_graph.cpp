@@ -14,7 +14,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "profile_files.hpp"
+#include "analysis.hpp"
 
 namespace leakless::cli {
 
@@ -79,7 +79,7 @@ std::string xml_escape(const std::string& text) {
 }
 
 std::string format_value(std::int64_t value, const std::string& unit) {
-  if (unit == "bytes") return format_bytes(static_cast<double>(value));
+  if (unit == "bytes") return human_bytes(static_cast<double>(value));
   char text[48];
   if (unit == "nanoseconds") {
     const double ms = static_cast<double>(value) / 1e6;

@@ -1,7 +1,7 @@
 // tools/leakless/profile_files.cpp — see profile_files.hpp.
 //
-// How it works: plain std::filesystem and std::from_chars; nothing here allocates per sample
-// beyond what the pprof decoder does.
+// How it works: plain std::filesystem and std::from_chars; profiles are read with analysis.hpp's
+// load_profile().
 #include "profile_files.hpp"
 
 #include <algorithm>
@@ -11,6 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <tuple>
+
+#include "analysis.hpp"
 
 namespace leakless::cli {
 
@@ -55,18 +57,6 @@ std::vector<fs::path> list_heap_profiles(const fs::path& dir) {
   return out;
 }
 
-pprof::profile read_profile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path.string() + ": cannot open");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  try {
-    return pprof::decode(bytes.str());
-  } catch (const pprof::decode_error& e) {
-    throw std::runtime_error(path.string() + ": not a pprof profile: " + e.what());
-  }
-}
-
 std::optional<std::size_t> pick_sample_index(const pprof::profile& p, std::string_view name) {
   if (p.sample_types.empty()) return std::nullopt;
   if (name.empty()) name = p.default_sample_type;
@@ -84,7 +74,7 @@ std::optional<std::size_t> pick_sample_index(const pprof::profile& p, std::strin
 
 std::optional<std::uint64_t> inuse_bytes_of(const fs::path& path) {
   try {
-    const pprof::profile p = read_profile(path);
+    const pprof::profile p = load_profile(path.string());
     const std::optional<std::size_t> i = pick_sample_index(p, "inuse_space");
     if (!i) return std::nullopt;
     std::int64_t total = 0;
@@ -105,24 +95,6 @@ std::optional<double> parse_duration_seconds(std::string_view text) {
   if (unit == "m") return value * 60;
   if (unit == "h") return value * 3600;
   return std::nullopt;
-}
-
-std::string format_bytes(double bytes) {
-  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  std::size_t u = 0;
-  const bool negative = bytes < 0;
-  double v = negative ? -bytes : bytes;
-  while (v >= 1024 && u + 1 < std::size(units)) {
-    v /= 1024;
-    ++u;
-  }
-  char text[32];
-  if (u == 0) {
-    std::snprintf(text, sizeof text, "%s%.0f B", negative ? "-" : "", v);
-  } else {
-    std::snprintf(text, sizeof text, "%s%.1f %s", negative ? "-" : "", v, units[u]);
-  }
-  return text;
 }
 
 }  // namespace leakless::cli

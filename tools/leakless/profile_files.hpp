@@ -1,10 +1,11 @@
 // tools/leakless/profile_files.hpp — small helpers the recording and drawing commands share:
-// the heap profiles in a directory, reading one profile, durations and byte counts for people.
+// the heap profiles in a directory as the preload library writes them, the sample type a user
+// picks, durations.
 //
 // How it works: the preload library names its files <prefix>.<pid>.<seq>.heap.pb.gz;
 // list_heap_profiles() finds the ones in a directory and orders them by pid, then by sequence
-// number (numerically, so 10 comes after 9). read_profile() decodes a file with the profiler's
-// own pprof codec and throws std::runtime_error naming the file when it cannot.
+// number (numerically, so 10 comes after 9), without decoding them (analysis.hpp's
+// load_snapshots() decodes a whole series and orders it by time).
 #pragma once
 
 #include <cstdint>
@@ -21,9 +22,6 @@ namespace leakless::cli {
 // The *.heap.pb.gz files directly in `dir`, oldest first (see the file comment).
 std::vector<std::filesystem::path> list_heap_profiles(const std::filesystem::path& dir);
 
-// Decodes the pprof file at `path`; throws std::runtime_error("<path>: <why>") on failure.
-pprof::profile read_profile(const std::filesystem::path& path);
-
 // Index of the sample type named `name` (or given as a number) in `p`; with an empty `name`, the
 // profile's default sample type, else its last one (inuse_space for heap profiles, as pprof does).
 // nullopt when there is no such sample type.
@@ -34,8 +32,5 @@ std::optional<std::uint64_t> inuse_bytes_of(const std::filesystem::path& path);
 
 // "500ms", "10s", "2m", "1h", "1.5s" or a bare number of seconds, in seconds; nullopt if malformed.
 std::optional<double> parse_duration_seconds(std::string_view text);
-
-// 1536 -> "1.5 KiB", 3 << 20 -> "3.0 MiB".
-std::string format_bytes(double bytes);
 
 }  // namespace leakless::cli

@@ -44,6 +44,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include "analysis.hpp"
 #include "commands.hpp"
 #include "profile_files.hpp"
 
@@ -161,8 +162,8 @@ class status_line {
                   "\r\033[Kleakless run: %lld:%02lld elapsed | RSS %s | "
                   "sampled heap %s | %zu snapshot%s",
                   static_cast<long long>(seconds / 60), static_cast<long long>(seconds % 60),
-                  rss ? format_bytes(static_cast<double>(*rss)).c_str() : "-",
-                  heap_ ? format_bytes(static_cast<double>(*heap_)).c_str() : "-", files.size(),
+                  rss ? human_bytes(static_cast<double>(*rss)).c_str() : "-",
+                  heap_ ? human_bytes(static_cast<double>(*heap_)).c_str() : "-", files.size(),
                   files.size() == 1 ? "" : "s");
     std::cerr << line << std::flush;
     drawn_ = true;
