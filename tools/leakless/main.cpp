@@ -35,6 +35,7 @@ const std::vector<leakless::cli::add_command_fn> kCommands = {
     leakless::cli::add_leaks_command,
     leakless::cli::add_run_command,
     leakless::cli::add_flame_command,
+    leakless::cli::add_report_command,
 };
 
 }  // namespace
