@@ -357,9 +357,15 @@ int report(const report_args& a) {
     report_error("cannot write " + out.string());
     return exit_failure;
   }
+  double peak = 0;
+  for (const series_point& p : analysis.total_inuse) peak = std::max(peak, p.bytes);
+  const auto& total = analysis.total_inuse;
   std::cerr << "leakless report: wrote " << out.string() << " (" << analysis.snapshots
             << " profiles, " << analysis.suspects.size() << " suspect"
-            << (analysis.suspects.size() == 1 ? "" : "s") << ")\n";
+            << (analysis.suspects.size() == 1 ? "" : "s") << "; sampled heap "
+            << (total.empty() ? "-" : human_bytes(total.front().bytes)) << " -> "
+            << (total.empty() ? "-" : human_bytes(total.back().bytes)) << ", peak "
+            << human_bytes(peak) << ")\n";
   return exit_ok;
 }
 
