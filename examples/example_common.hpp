@@ -3,7 +3,8 @@
 // How it works: every example accepts `--seconds N` (run for N seconds, then exit normally so the
 // profiler writes its last profile) and otherwise runs until a signal ends it. run_for() calls a
 // step function at a fixed tick rate until the time is up, sleeping between ticks so that the
-// example behaves like a service under steady load instead of spinning a core.
+// example behaves like a service under steady load instead of spinning a core. push_from_threads()
+// is the concurrent part of the two lost-push examples.
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace examples {
 
@@ -54,6 +56,18 @@ inline void run_for(std::optional<double> seconds, std::chrono::milliseconds tic
     next += tick_period;
     std::this_thread::sleep_until(next);
   }
+}
+
+// Starts `threads` threads that each call push(value) `per_thread` times (values t * per_thread
+// + i, all distinct) and waits for them.
+inline void push_from_threads(int threads, long per_thread, void (*push)(long)) {
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([=] {
+      for (long i = 0; i < per_thread; ++i) push(t * per_thread + i);
+    });
+  }
+  for (std::thread& t : running) t.join();
 }
 
 }  // namespace examples

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "example_common.hpp"
+#include "fragment_service.hpp"
 
 #include <leakless/cache.hpp>
 
@@ -30,13 +31,9 @@ fragment_cache& store() {
   return *s;
 }
 
-std::string render_fragment(long user) {
-  return std::string(1000, static_cast<char>('a' + user % 26));
-}
-
 void cache_fragment(long minute, long user) {
   const std::string key = "report:" + std::to_string(minute) + ":" + std::to_string(user);
-  if (!store().get(key)) store().put(key, render_fragment(user), std::chrono::seconds(1));
+  if (!store().get(key)) store().put(key, examples::render_fragment(user), std::chrono::seconds(1));
 }
 
 }  // namespace
@@ -47,18 +44,11 @@ int main(int argc, char** argv) {
       "fixed_expiring_cache: caches 500 report fragments/s (in bursts: 3 s on, 2 s off) "
       "for 1 s each; a cleanup task runs every 250 ms\n");
   std::fflush(stdout);
-  long written = 0;
-  examples::run_for(
-      seconds, std::chrono::milliseconds(10), 100,
-      [&](long tick) {
-        if (tick % 500 >= 300) return;
-        for (int i = 0; i < 5; ++i) cache_fragment(tick / 100, written++ % 100000);
-      },
-      [&](double elapsed) {
-        std::printf("  %3.0f s: %zu fragments cached, %llu expired\n", elapsed, store().size(),
-                    static_cast<unsigned long long>(store().stats().expirations));
-        std::fflush(stdout);
-      });
+  examples::serve_bursts(seconds, cache_fragment, [&](double elapsed) {
+    std::printf("  %3.0f s: %zu fragments cached, %llu expired\n", elapsed, store().size(),
+                static_cast<unsigned long long>(store().stats().expirations));
+    std::fflush(stdout);
+  });
   // No more writes: only the cleanup task can empty the cache now.
   for (int i = 0; i < 300 && store().size() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -9,8 +9,6 @@
 // killed, or for `--seconds N`; it is clean under ThreadSanitizer and AddressSanitizer.
 #include <atomic>
 #include <cstdio>
-#include <thread>
-#include <vector>
 
 #include "example_common.hpp"
 
@@ -46,13 +44,7 @@ int main(int argc, char** argv) {
   examples::run_for(
       seconds, std::chrono::milliseconds(200), 5,
       [&](long) {
-        std::vector<std::thread> threads;
-        for (int t = 0; t < kThreads; ++t) {
-          threads.emplace_back([t] {
-            for (long i = 0; i < kPerThread; ++i) push(t * kPerThread + i);
-          });
-        }
-        for (std::thread& t : threads) t.join();
+        examples::push_from_threads(kThreads, kPerThread, push);
         long found = 0;
         for (node* n = head.exchange(nullptr, std::memory_order_acquire); n != nullptr;) {
           node* next = n->next;

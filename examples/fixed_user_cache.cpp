@@ -11,7 +11,6 @@
 #include <memory>
 #include <string>
 
-#include "example_common.hpp"
 #include "user_service.hpp"
 
 #include <leakless/cache.hpp>
@@ -47,18 +46,10 @@ int main(int argc, char** argv) {
       "fixed_user_cache: 1000 requests/s, 200 logins/s; logins are cached for 2 s, "
       "1000 at most\n");
   std::fflush(stdout);
-  std::size_t work = 0, largest = 0;
-  examples::run_for(
-      seconds, std::chrono::milliseconds(10), 500,
-      [&](long tick) {
-        for (long r = 0; r < 10; ++r) work += examples::handle_request(tick * 10 + r);
-        for (int u = 0; u < 2; ++u) {
-          const int id = static_cast<int>(tick * 2 + u);
-          add_user(id, "user" + std::to_string(id % 1000));
-        }
-        largest = std::max(largest, user_cache().size());
-      },
-      [&](double elapsed) {
+  std::size_t largest = 0;
+  const std::size_t work = examples::serve(
+      seconds, add_user, [&] { largest = std::max(largest, user_cache().size()); },
+      [](double elapsed) {
         const auto stats = user_cache().stats();
         std::printf("  %3.0f s: %zu users cached, %llu expired, %llu evicted\n", elapsed,
                     user_cache().size(), static_cast<unsigned long long>(stats.expirations),

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "example_common.hpp"
+#include "fragment_service.hpp"
 
 namespace {
 
@@ -35,13 +36,10 @@ kv_store& store() {
   return *s;
 }
 
-std::string render_fragment(long user) {
-  return std::string(1000, static_cast<char>('a' + user % 26));
-}
-
 void cache_fragment(long minute, long user) {
   const std::string key = "report:" + std::to_string(minute) + ":" + std::to_string(user);
-  if (store().get(key) == nullptr) store().set(key, render_fragment(user));  // no TTL: kept forever
+  if (store().get(key) == nullptr)
+    store().set(key, examples::render_fragment(user));  // no TTL: kept forever
 }
 
 }  // namespace
@@ -52,18 +50,11 @@ int main(int argc, char** argv) {
       "leaky_expiring_cache: caches 500 report fragments/s (in bursts: 3 s on, 2 s off) "
       "with no expiry\n");
   std::fflush(stdout);
-  long written = 0;
-  examples::run_for(
-      seconds, std::chrono::milliseconds(10), 100,
-      [&](long tick) {
-        if (tick % 500 >= 300) return;  // the quiet part of each 5 s cycle
-        for (int i = 0; i < 5; ++i) cache_fragment(tick / 100, written++ % 100000);
-      },
-      [&](double elapsed) {
-        std::printf("  %3.0f s: %zu fragments cached (~%.1f MiB)\n", elapsed, store().size(),
-                    static_cast<double>(store().size()) * 1100 / (1 << 20));
-        std::fflush(stdout);
-      });
+  examples::serve_bursts(seconds, cache_fragment, [&](double elapsed) {
+    std::printf("  %3.0f s: %zu fragments cached (~%.1f MiB)\n", elapsed, store().size(),
+                static_cast<double>(store().size()) * 1100 / (1 << 20));
+    std::fflush(stdout);
+  });
   std::printf("leaky_expiring_cache: done, %zu fragments cached, none will ever expire\n",
               store().size());
   return 0;

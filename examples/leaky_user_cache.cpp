@@ -14,7 +14,6 @@
 #include <string>
 #include <unordered_map>
 
-#include "example_common.hpp"
 #include "user_service.hpp"
 
 namespace {
@@ -36,20 +35,12 @@ void add_user(int id, const std::string& name) {
 int main(int argc, char** argv) {
   const auto seconds = examples::seconds_option(argc, argv);
   std::printf(
-      "leaky_user_cache: 1000 requests/s, 200 logins/s; every login is cached in a global "
-      "map that is never cleaned\n");
+      "leaky_user_cache: 1000 requests/s, 200 logins/s; every login is cached in a global map "
+      "that is never cleaned\n");
   std::fflush(stdout);
-  std::size_t work = 0;
-  examples::run_for(
-      seconds, std::chrono::milliseconds(10), 500,
-      [&](long tick) {
-        for (long r = 0; r < 10; ++r) work += examples::handle_request(tick * 10 + r);
-        for (int u = 0; u < 2; ++u) {
-          const int id = static_cast<int>(tick * 2 + u);
-          add_user(id, "user" + std::to_string(id % 1000));
-        }
-      },
-      [&](double elapsed) {
+  const std::size_t work = examples::serve(
+      seconds, add_user, [] {},
+      [](double elapsed) {
         std::printf("  %3.0f s: %zu users cached (~%.1f MiB of sessions)\n", elapsed,
                     user_cache().size(),
                     static_cast<double>(user_cache().size() * sizeof(User)) / (1 << 20));

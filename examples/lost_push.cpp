@@ -24,8 +24,6 @@
 //
 // The fix, fixed_lost_push.cpp, makes the push a compare-and-swap loop.
 #include <cstdio>
-#include <thread>
-#include <vector>
 
 #include "example_common.hpp"
 
@@ -60,13 +58,7 @@ int main(int argc, char** argv) {
   examples::run_for(
       seconds, std::chrono::milliseconds(200), 5,
       [&](long round) {
-        std::vector<std::thread> threads;
-        for (int t = 0; t < kThreads; ++t) {
-          threads.emplace_back([t] {
-            for (long i = 0; i < kPerThread; ++i) push(t * kPerThread + i);
-          });
-        }
-        for (std::thread& t : threads) t.join();
+        examples::push_from_threads(kThreads, kPerThread, push);
         long found = 0;
         while (head != nullptr) {
           node* n = head;

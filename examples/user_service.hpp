@@ -5,13 +5,19 @@
 // them all; one request line in four is kept in a bounded log of the last 512 requests. So the
 // heap sees a lot of churn and a little steady memory, and neither grows. What differs between
 // the leaky and the fixed example is only where the logged-in users go (their add_user).
+// serve() is the load both run: every 10 ms, 10 requests and 2 logins.
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <deque>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "example_common.hpp"
 
 namespace examples {
 
@@ -48,6 +54,28 @@ inline std::size_t handle_request(long n) {
     if (recent.size() > 512) recent.pop_front();
   }
   return body.size() + headers.size() + items.size();
+}
+
+// Runs the service for `seconds` (until killed without a limit): every 10 ms, 10 requests and 2
+// logins, each login calling add_user(id, name), then after_tick(). report(elapsed seconds) runs
+// every 5 s. Returns a checksum of the work done.
+inline std::size_t serve(std::optional<double> seconds,
+                         const std::function<void(int, const std::string&)>& add_user,
+                         const std::function<void()>& after_tick,
+                         const std::function<void(double)>& report) {
+  std::size_t work = 0;
+  run_for(
+      seconds, std::chrono::milliseconds(10), 500,
+      [&](long tick) {
+        for (long r = 0; r < 10; ++r) work += handle_request(tick * 10 + r);
+        for (int u = 0; u < 2; ++u) {
+          const int id = static_cast<int>(tick * 2 + u);
+          add_user(id, "user" + std::to_string(id % 1000));
+        }
+        after_tick();
+      },
+      report);
+  return work;
 }
 
 }  // namespace examples
