@@ -253,6 +253,8 @@ int run(const run_options& o) {
     return spawned == ENOENT ? 127 : 126;
   }
 
+  std::cerr << "leakless run: recording " << fs::path(program).filename().string() << " (pid "
+            << child << "), a heap profile every " << o.every << " into " << out.string() << "\n";
   const bool show_status = ::isatty(STDERR_FILENO) != 0;
   status_line status(out);
   const auto start = std::chrono::steady_clock::now();
