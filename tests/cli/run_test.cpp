@@ -71,7 +71,7 @@ TEST_F(RunCommand, ReportsDeathBySignalAs128PlusTheSignal) {
 }
 
 TEST_F(RunCommand, ForwardsSignalsToTheProgram) {
-  for (const int sig : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) {
+  for (const int sig : {SIGTERM, SIGINT, SIGUSR1, SIGHUP, SIGQUIT}) {
     const fs::path ready = dir_ / ("ready-" + std::to_string(sig));
     const std::string script = "trap 'exit " + std::to_string(40 + sig) + "' " +
                                std::to_string(sig) + "; touch " + ready.string() +
