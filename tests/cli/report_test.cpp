@@ -123,6 +123,26 @@ TEST_F(ReportCommand, PutsTheAnalysisTheFlameGraphAndTheTopTableIntoOnePage) {
   EXPECT_NE(page.find("<g class=\"frame\"><title>add_user — "), std::string::npos);
 }
 
+TEST_F(ReportCommand, KeepsNamesThatLookLikeMarkupInsideTheData) {
+  synthetic_program program;
+  program.sites = {leakless::test::leak("f</script><b>x", 5, 8.0 * (1 << 20))};
+  program.every_seconds = 10;
+  program.duration_seconds = 120;
+  fs::create_directories(dir_ / "odd");
+  const auto series = leakless::test::synthetic_series(program);
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    std::ofstream(dir_ / "odd" / ("heap.7." + std::to_string(i) + ".heap.pb.gz"), std::ios::binary)
+        << leakless::pprof::encode_gzipped(series[i]);
+  }
+  ASSERT_EQ(report({(dir_ / "odd").string(), "-o", (dir_ / "odd.html").string()}), 0);
+  const std::string page = leakless::test::read_file(dir_ / "odd.html");
+  EXPECT_EQ(page.find("</script><b>"), std::string::npos);
+  const nlohmann::json data = page_data(page);
+  ASSERT_TRUE(data.is_object());
+  ASSERT_EQ(data["suspects"].size(), 1u);
+  EXPECT_EQ(data["suspects"][0]["function"], "f</script><b>x");
+}
+
 TEST_F(ReportCommand, FailsClearlyOnADirectoryWithoutProfiles) {
   fs::create_directories(dir_ / "empty");
   testing::internal::CaptureStderr();

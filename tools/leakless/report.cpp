@@ -19,6 +19,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "analysis.hpp"
 #include "commands.hpp"
 #include "flame_graph.hpp"
+#include "profile_files.hpp"
 
 namespace leakless::cli {
 namespace {
@@ -49,7 +51,7 @@ json points(const std::vector<series_point>& series) {
 // The last profile's live bytes and objects by the call site that allocated them.
 json top_table(const pprof::profile& p, std::size_t limit) {
   const std::size_t bytes_index = sample_index(p, "inuse_space");
-  const std::size_t objects_index = sample_index(p, "inuse_objects");
+  const std::optional<std::size_t> objects_index = pick_sample_index(p, "inuse_objects");
   struct site {
     std::string function, file;
     std::int64_t line = 0;
@@ -70,7 +72,7 @@ json top_table(const pprof::profile& p, std::size_t limit) {
     entry.file = f.file;
     entry.line = f.line;
     entry.bytes += bytes;
-    entry.objects += static_cast<double>(s.values.at(objects_index));
+    if (objects_index) entry.objects += static_cast<double>(s.values.at(*objects_index));
   }
   std::vector<site> sorted;
   for (auto& [key, s] : sites) sorted.push_back(std::move(s));
@@ -327,27 +329,26 @@ void replace(std::string& text, const std::string& what, const std::string& with
 }
 
 int report(const report_args& a) {
-  std::vector<heap_snapshot> series;
   leak_analysis analysis;
+  std::string page = kPage;
   try {
-    series = load_snapshots(a.inputs);
+    const std::vector<heap_snapshot> series = load_snapshots(a.inputs);
     analysis = analyze_leaks(series);
+    std::string data = report_data(a.inputs, series, analysis, a.top).dump();
+    for (std::size_t at = 0; (at = data.find("</", at)) != std::string::npos; at += 3) {
+      data.replace(at, 2, "<\\/");  // a JSON string may not close the <script> element
+    }
+    const pprof::profile& last = series.back().profile;
+    flame_options flame;
+    flame.title =
+        "live memory (inuse_space) of " + fs::path(series.back().source).filename().string();
+    replace(page, "@TITLE@", "leakless report");
+    replace(page, "@FLAME@", render_flame_svg(last, sample_index(last, "inuse_space"), flame));
+    replace(page, "@DATA@", data);
   } catch (const std::exception& e) {
     report_error(e.what());
     return exit_failure;
   }
-  std::string data = report_data(a.inputs, series, analysis, a.top).dump();
-  for (std::size_t at = 0; (at = data.find("</", at)) != std::string::npos; at += 3) {
-    data.replace(at, 2, "<\\/");  // a JSON string may not close the <script> element
-  }
-  const pprof::profile& last = series.back().profile;
-  flame_options flame;
-  flame.title =
-      "live memory (inuse_space) of " + fs::path(series.back().source).filename().string();
-  std::string page = kPage;
-  replace(page, "@TITLE@", "leakless report");
-  replace(page, "@FLAME@", render_flame_svg(last, sample_index(last, "inuse_space"), flame));
-  replace(page, "@DATA@", data);
 
   const fs::path out = a.out.empty() ? fs::path(a.inputs.front()) / "report.html" : fs::path(a.out);
   std::ofstream file(out, std::ios::binary | std::ios::trunc);
