@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -100,16 +99,19 @@ struct svg_frame {
   double width;
 };
 
-// Every frame's title and rect width, from the SVG text.
+// Every frame's title and rect width, from the SVG text (each frame is one
+// <g class="frame"><title>T</title><rect x=".." y=".." width="W" ...> run).
 std::map<std::string, svg_frame> frames_of(const std::string& svg) {
   std::map<std::string, svg_frame> out;
-  const std::regex frame(
-      R"re(<g class="frame"><title>([^<]*)</title><rect x="[0-9.]+" y="[0-9.]+" width="([0-9.]+)")re");
-  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), frame); it != std::sregex_iterator();
-       ++it) {
-    const std::string title = (*it)[1];
+  const std::string open = "<g class=\"frame\"><title>";
+  for (std::size_t at = svg.find(open); at != std::string::npos; at = svg.find(open, at + 1)) {
+    const std::size_t title_begin = at + open.size();
+    const std::size_t title_end = svg.find("</title>", title_begin);
+    const std::size_t width_at = svg.find(" width=\"", title_end);
+    if (title_end == std::string::npos || width_at == std::string::npos) break;
+    const std::string title = svg.substr(title_begin, title_end - title_begin);
     const std::string name = title.substr(0, title.find(" — "));
-    out[name] = {title, std::stod((*it)[2])};
+    out[name] = {title, std::stod(svg.substr(width_at + 8))};
   }
   return out;
 }
