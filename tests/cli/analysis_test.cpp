@@ -228,6 +228,7 @@ TEST_F(SnapshotFiles, DirectoryLoadsSortedByProfileTime) {
     write("p." + std::to_string(9 - i) + ".heap.pb.gz", pprof::encode_gzipped(series[i]));
   }
   write("notes.txt", "not a profile, and not named like one");
+  write("p.10.heap.pb.gz.tmp", "half-written");  // the profiler renames it when complete
   const std::vector<heap_snapshot> loaded = load_snapshots({dir_.string()});
   ASSERT_EQ(loaded.size(), 5u);
   for (std::size_t i = 0; i < loaded.size(); ++i) {

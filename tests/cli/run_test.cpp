@@ -152,17 +152,4 @@ TEST_F(RunCommand, MissingProgramIsAUsageError) {
   EXPECT_NE(r.err.find("leakless: error:"), std::string::npos) << r.err;
 }
 
-TEST(DurationParsing, AcceptsMillisecondsSecondsMinutesAndHours) {
-  using leakless::cli::parse_duration_seconds;
-  EXPECT_EQ(parse_duration_seconds("500ms"), 0.5);
-  EXPECT_EQ(parse_duration_seconds("10s"), 10.0);
-  EXPECT_EQ(parse_duration_seconds("10"), 10.0);
-  EXPECT_EQ(parse_duration_seconds("2m"), 120.0);
-  EXPECT_EQ(parse_duration_seconds("1.5h"), 5400.0);
-  EXPECT_FALSE(parse_duration_seconds(""));
-  EXPECT_FALSE(parse_duration_seconds("s"));
-  EXPECT_FALSE(parse_duration_seconds("5 s"));
-  EXPECT_FALSE(parse_duration_seconds("5d"));
-}
-
 }  // namespace

@@ -73,6 +73,21 @@ struct synthetic_program {
   std::int64_t start_nanos = 1'700'000'000'000'000'000;
 };
 
+// An empty heap profile as the profiler writes one: Go's four sample types, inuse_space the
+// default, the sampling period, the time.
+inline pprof::profile empty_heap_profile(std::int64_t period, std::int64_t time_nanos) {
+  pprof::profile p;
+  p.sample_types = {{"alloc_objects", "count"},
+                    {"alloc_space", "bytes"},
+                    {"inuse_objects", "count"},
+                    {"inuse_space", "bytes"}};
+  p.default_sample_type = "inuse_space";
+  p.period_type = {"space", "bytes"};
+  p.period = period;
+  p.time_nanos = time_nanos;
+  return p;
+}
+
 // The profiles a preloaded run of `program` would write, oldest first.
 inline std::vector<pprof::profile> synthetic_series(const synthetic_program& program) {
   std::mt19937_64 rng(program.seed);
@@ -81,15 +96,8 @@ inline std::vector<pprof::profile> synthetic_series(const synthetic_program& pro
   std::vector<double> previous_live(n_sites, 0);
   std::vector<pprof::profile> out;
   for (double t = 0; t <= program.duration_seconds + 1e-9; t += program.every_seconds) {
-    pprof::profile p;
-    p.sample_types = {{"alloc_objects", "count"},
-                      {"alloc_space", "bytes"},
-                      {"inuse_objects", "count"},
-                      {"inuse_space", "bytes"}};
-    p.default_sample_type = "inuse_space";
-    p.period_type = {"space", "bytes"};
-    p.period = static_cast<std::int64_t>(program.period);
-    p.time_nanos = program.start_nanos + static_cast<std::int64_t>(t * 1e9);
+    pprof::profile p = empty_heap_profile(static_cast<std::int64_t>(program.period),
+                                          program.start_nanos + static_cast<std::int64_t>(t * 1e9));
     p.mappings = {{1, 0x400000, 0x800000, 0, "/srv/app/bin/app", "", true, true, true, false},
                   {2, 0x7f0000000000, 0x7f0000200000, 0, "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
                    "", true, true, true, false}};

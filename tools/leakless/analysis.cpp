@@ -32,6 +32,7 @@ bool looks_like_profile_name(const std::string& name) {
     return name.size() >= suffix.size() &&
            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
+  if (ends_with(".tmp")) return false;  // a profile still being written (renamed when complete)
   return ends_with(".pb.gz") || ends_with(".pprof") || name.find(".heap") != std::string::npos;
 }
 

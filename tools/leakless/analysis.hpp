@@ -40,7 +40,8 @@ struct heap_snapshot {
   pprof::profile profile;
 };
 
-// Files and directories (every *.pb.gz / *.pprof / *.heap* file directly inside a directory),
+// Files and directories (every *.pb.gz / *.pprof / *.heap* file directly inside a directory, but
+// not *.tmp, the name a profile has while the profiler writes it),
 // decoded and sorted by time (then by source). Throws std::runtime_error with a clear message
 // naming the file on an unreadable or malformed one, or when a directory holds no profile.
 std::vector<heap_snapshot> load_snapshots(const std::vector<std::string>& paths);

@@ -40,7 +40,11 @@ std::string fetch_bytes(const std::string& url, int timeout_seconds) {
   client.set_follow_location(true);
   const httplib::Result result = client.Get(path);
   if (!result) {
-    throw std::runtime_error(url + ": request failed: " + httplib::to_string(result.error()));
+    const httplib::Error error = result.error();
+    std::string why = "request failed (" + httplib::to_string(error) + ")";
+    if (error == httplib::Error::Connection) why = "cannot connect to the server";
+    if (error == httplib::Error::Read) why = "the server sent no complete answer";
+    throw std::runtime_error(url + ": " + why);
   }
   if (result->status != 200) {
     throw std::runtime_error(url + ": the server answered HTTP " + std::to_string(result->status));

@@ -13,7 +13,7 @@
 #include "analysis.hpp"
 #include "commands.hpp"
 #include "flame_graph.hpp"
-#include "profile_files.hpp"
+#include "profile_view.hpp"
 
 namespace leakless::cli {
 namespace {
@@ -33,17 +33,16 @@ int flame(const flame_options_cli& o) {
     report_error(e.what());
     return exit_failure;
   }
-  const std::optional<std::size_t> index = pick_sample_index(p, o.sample_index);
-  if (!index) {
-    std::string known;
-    for (const pprof::value_type& t : p.sample_types) known += " " + t.type;
-    report_error("--sample-index: no sample type '" + o.sample_index + "' in " + o.file +
-                 " (it has:" + (known.empty() ? std::string(" none") : known) + ")");
-    return p.sample_types.empty() ? exit_failure : exit_usage;
+  std::size_t index = 0;
+  try {
+    index = choose_sample_index(p, o.sample_index);
+  } catch (const std::exception& e) {
+    report_error("--sample-index: " + std::string(e.what()) + " in " + o.file);
+    return exit_usage;
   }
   flame_options options;
   options.width = o.width;
-  const std::string svg = render_flame_svg(p, *index, options);
+  const std::string svg = render_flame_svg(p, index, options);
   if (o.out == "-") {
     std::cout << svg;
     return exit_ok;

@@ -1,9 +1,10 @@
 // tools/leakless/flame_graph.cpp — see flame_graph.hpp.
 //
-// How it works: build_flame_tree() resolves each location's lines to function names once, decides
-// once per function whether drop_frames matches it (std::regex, full match on the name without
-// its argument list), and inserts every sample's path into the tree. render_flame_svg() walks the
-// tree depth first and writes one <g> per frame.
+// How it works: build_flame_tree() drops the frames the profile's drop_frames names with
+// profile_view.hpp's prune_dropped_frames() (pprof's own rule), turns each sample into frames with
+// analysis.hpp's profile_index (inlined frames expanded; an unsymbolized address is named
+// "<module>+0x<offset>") and inserts the path from the root into the tree. render_flame_svg() walks
+// the tree depth first and writes one <g> per frame.
 #include "flame_graph.hpp"
 
 #include <algorithm>
@@ -11,31 +12,15 @@
 #include <functional>
 #include <map>
 #include <optional>
-// GCC 12 reports a false -Wmaybe-uninitialized inside libstdc++'s own regex compiler when it is
-// built at -O1 with sanitizers; the warning is about the standard library's code, not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <regex>
-#pragma GCC diagnostic pop
 #include <sstream>
 #include <unordered_map>
 
 #include "analysis.hpp"
+#include "profile_view.hpp"
 
 namespace leakless::cli {
 
 namespace {
-
-// "ns::f<int>(int, char)" -> "ns::f<int>": pprof matches drop_frames against this.
-std::string without_arguments(const std::string& name) {
-  if (name.empty() || name.back() != ')') return name;
-  int depth = 0;
-  for (std::size_t i = name.size(); i-- > 0;) {
-    if (name[i] == ')') ++depth;
-    if (name[i] == '(' && --depth == 0) return name.substr(0, i);
-  }
-  return name;
-}
 
 struct building_node {
   std::int64_t value = 0;
@@ -100,59 +85,19 @@ std::string format_value(std::int64_t value, const std::string& unit) {
   return unit.empty() || unit == "count" ? std::string(text) : std::string(text) + " " + unit;
 }
 
-flame_node build_flame_tree(const pprof::profile& p, std::size_t index) {
-  std::unordered_map<std::uint64_t, const pprof::function*> functions;
-  for (const pprof::function& f : p.functions) functions[f.id] = &f;
-  std::unordered_map<std::uint64_t, const pprof::location*> locations;
-  for (const pprof::location& l : p.locations) locations[l.id] = &l;
-
-  std::optional<std::regex> drop;
-  if (!p.drop_frames.empty()) {
-    try {
-      drop.emplace(p.drop_frames, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error&) {
-      // A regex we cannot compile drops nothing: the graph still shows every frame.
-    }
-  }
-  std::unordered_map<std::uint64_t, bool> dropped;  // by function id
-  const auto is_dropped = [&](std::uint64_t function_id, const std::string& name) {
-    if (!drop) return false;
-    auto [it, inserted] = dropped.try_emplace(function_id, false);
-    if (inserted) it->second = std::regex_match(without_arguments(name), *drop);
-    return it->second;
-  };
-
+flame_node build_flame_tree(const pprof::profile& profile, std::size_t index) {
+  pprof::profile p = profile;
+  prune_dropped_frames(p);
+  const profile_index frames(p);
   building_node root;
-  std::vector<std::pair<std::uint64_t, std::string>> path;  // (function id, name), root first
   for (const pprof::sample& s : p.samples) {
     if (index >= s.values.size() || s.values[index] == 0) continue;
-    path.clear();
-    for (auto id = s.location_ids.rbegin(); id != s.location_ids.rend(); ++id) {
-      const auto loc = locations.find(*id);
-      if (loc == locations.end()) continue;
-      if (loc->second->lines.empty()) {
-        char address[32];
-        std::snprintf(address, sizeof address, "0x%llx",
-                      static_cast<unsigned long long>(loc->second->address));
-        path.emplace_back(0, address);
-        continue;
-      }
-      for (auto l = loc->second->lines.rbegin(); l != loc->second->lines.rend(); ++l) {
-        const auto f = functions.find(l->function_id);
-        path.emplace_back(l->function_id, f == functions.end() ? "?" : f->second->name);
-      }
-    }
-    for (std::size_t i = 0; i < path.size(); ++i) {
-      if (path[i].first != 0 && is_dropped(path[i].first, path[i].second)) {
-        path.resize(i);
-        break;
-      }
-    }
+    const std::vector<frame> stack = frames.frames(s);  // leaf first
     const std::int64_t v = s.values[index];
     building_node* node = &root;
     node->value += v;
-    for (const auto& frame : path) {
-      node = &node->children[frame.second];
+    for (auto f = stack.rbegin(); f != stack.rend(); ++f) {
+      node = &node->children[f->function];
       node->value += v;
     }
   }

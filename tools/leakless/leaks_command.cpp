@@ -1,8 +1,8 @@
 // tools/leakless/leaks_command.cpp — `leakless leaks`: which call sites leak, from a series of heap
 // profiles (files, directories, or fetched from a debug server every few seconds).
 //
-// How it works: the series is loaded (load_snapshots) or collected (fetch_snapshot every --every
-// for --for, with a progress bar on a terminal, optionally kept in --keep DIR), then
+// How it works: the series is loaded (load_snapshots) or collected (one fetch every --every for
+// --for, with a progress bar on a terminal or with --progress, optionally kept in --keep DIR), then
 // analyze_leaks() finds the suspects (see analysis.hpp). The report is plain text — each suspect's
 // verdict, live bytes, stack and source lines — or, with --json, one JSON object whose `suspects`
 // array lists the most likely leak first (empty when nothing grows).
@@ -36,6 +36,7 @@ struct leaks_args {
   std::string duration = "2m";
   std::string keep;
   bool json = false;
+  bool progress = false;  // draw the bar even when stderr is not a terminal
   leak_options options;
 };
 
@@ -76,7 +77,7 @@ std::vector<heap_snapshot> collect(const leaks_args& a) {
   const std::string url = heap_profile_url(a.url);
   const auto total = static_cast<std::size_t>(std::floor(planned / every + 1e-9)) + 1;
   if (!a.keep.empty()) std::filesystem::create_directories(a.keep);
-  const bool bar = ::isatty(2) != 0;
+  const bool bar = a.progress || ::isatty(2) != 0;
 
   std::vector<heap_snapshot> series;
   const auto start = std::chrono::steady_clock::now();
@@ -212,6 +213,8 @@ void add_leaks_command(CLI::App& app, int& status) {
   cmd->add_option("--for", args->duration, "With --url: how long to collect (e.g. 2m, 90s)")
       ->capture_default_str();
   cmd->add_option("--keep", args->keep, "With --url: also save every fetched profile in DIR");
+  cmd->add_flag("--progress", args->progress,
+                "With --url: draw the progress bar even when stderr is not a terminal");
   cmd->add_flag("--json", args->json,
                 "Print one JSON object; its `suspects` array lists the most likely leak first");
   cmd->add_option("--min-confidence", args->options.min_confidence,

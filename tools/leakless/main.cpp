@@ -32,10 +32,10 @@ constexpr const char* kFooter =
 
 // Every subcommand, in the order --help lists them.
 const std::vector<leakless::cli::add_command_fn> kCommands = {
-    leakless::cli::add_leaks_command,
-    leakless::cli::add_run_command,
-    leakless::cli::add_flame_command,
-    leakless::cli::add_report_command,
+    leakless::cli::add_leaks_command,    leakless::cli::add_top_command,
+    leakless::cli::add_diff_command,     leakless::cli::add_list_command,
+    leakless::cli::add_snapshot_command, leakless::cli::add_run_command,
+    leakless::cli::add_flame_command,    leakless::cli::add_report_command,
 };
 
 }  // namespace

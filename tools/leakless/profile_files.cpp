@@ -1,6 +1,6 @@
 // tools/leakless/profile_files.cpp — see profile_files.hpp.
 //
-// How it works: plain std::filesystem and std::from_chars; profiles are read with analysis.hpp's
+// How it works: plain std::filesystem and std::from_chars; a profile is read with analysis.hpp's
 // load_profile().
 #include "profile_files.hpp"
 
@@ -57,44 +57,16 @@ std::vector<fs::path> list_heap_profiles(const fs::path& dir) {
   return out;
 }
 
-std::optional<std::size_t> pick_sample_index(const pprof::profile& p, std::string_view name) {
-  if (p.sample_types.empty()) return std::nullopt;
-  if (name.empty()) name = p.default_sample_type;
-  if (name.empty()) return p.sample_types.size() - 1;
-  for (std::size_t i = 0; i < p.sample_types.size(); ++i) {
-    if (p.sample_types[i].type == name) return i;
-  }
-  std::size_t index = 0;
-  const auto r = std::from_chars(name.data(), name.data() + name.size(), index);
-  if (r.ec == std::errc{} && r.ptr == name.data() + name.size() && index < p.sample_types.size()) {
-    return index;
-  }
-  return std::nullopt;
-}
-
 std::optional<std::uint64_t> inuse_bytes_of(const fs::path& path) {
   try {
     const pprof::profile p = load_profile(path.string());
-    const std::optional<std::size_t> i = pick_sample_index(p, "inuse_space");
-    if (!i) return std::nullopt;
+    const std::size_t i = sample_index(p, "inuse_space");
     std::int64_t total = 0;
-    for (const pprof::sample& s : p.samples) total += s.values.at(*i);
+    for (const pprof::sample& s : p.samples) total += s.values.at(i);
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
   } catch (const std::exception&) {
     return std::nullopt;  // being written, or not a profile: the caller shows nothing
   }
-}
-
-std::optional<double> parse_duration_seconds(std::string_view text) {
-  double value = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (r.ec != std::errc{} || !(value >= 0)) return std::nullopt;
-  const std::string_view unit(r.ptr, static_cast<std::size_t>(text.data() + text.size() - r.ptr));
-  if (unit.empty() || unit == "s") return value;
-  if (unit == "ms") return value / 1000;
-  if (unit == "m") return value * 60;
-  if (unit == "h") return value * 3600;
-  return std::nullopt;
 }
 
 }  // namespace leakless::cli

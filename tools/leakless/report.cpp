@@ -28,7 +28,6 @@
 #include "analysis.hpp"
 #include "commands.hpp"
 #include "flame_graph.hpp"
-#include "profile_files.hpp"
 
 namespace leakless::cli {
 namespace {
@@ -51,7 +50,10 @@ json points(const std::vector<series_point>& series) {
 // The last profile's live bytes and objects by the call site that allocated them.
 json top_table(const pprof::profile& p, std::size_t limit) {
   const std::size_t bytes_index = sample_index(p, "inuse_space");
-  const std::optional<std::size_t> objects_index = pick_sample_index(p, "inuse_objects");
+  std::optional<std::size_t> objects_index;
+  for (std::size_t i = 0; i < p.sample_types.size(); ++i) {
+    if (p.sample_types[i].type == "inuse_objects") objects_index = i;
+  }
   struct site {
     std::string function, file;
     std::int64_t line = 0;

@@ -46,6 +46,7 @@
 
 #include "analysis.hpp"
 #include "commands.hpp"
+#include "fetch.hpp"
 #include "profile_files.hpp"
 
 extern char** environ;
@@ -188,9 +189,15 @@ int exit_code_of(int wait_status) {
 }
 
 int run(const run_options& o) {
-  const std::optional<double> every = parse_duration_seconds(o.every);
-  if (!every || *every <= 0) {
-    report_error("--every: '" + o.every + "' is not a duration (examples: 500ms, 10s, 2m)");
+  double every = 0;
+  try {
+    every = parse_duration(o.every);
+  } catch (const std::invalid_argument& e) {
+    report_error(std::string("--every: ") + e.what());
+    return exit_usage;
+  }
+  if (every <= 0) {
+    report_error("--every: '" + o.every + "' must be more than zero");
     return exit_usage;
   }
   if (o.command.empty()) {
@@ -217,7 +224,7 @@ int run(const run_options& o) {
   }
 
   std::vector<std::string> argv = o.command;
-  std::vector<std::string> env = child_environment(library, out, *every, o.http);
+  std::vector<std::string> env = child_environment(library, out, every, o.http);
   const auto pointers = [](std::vector<std::string>& strings) {
     std::vector<char*> p;
     for (std::string& s : strings) p.push_back(s.data());

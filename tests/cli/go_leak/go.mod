@@ -1,0 +1,3 @@
+module leaklessgoleak
+
+go 1.19

@@ -1,0 +1,68 @@
+// tests/cli/leaky_service.cpp — a program with two leaks at different rates under steady churn, run
+// by cli_program_test under LD_PRELOAD=libleakless.so with periodic heap profiles, so that
+// `leakless leaks` is checked on a real series.
+//
+// How it works: for the given number of seconds, every 10 ms it handles a "request": it keeps a
+// fixed-size window of recent request buffers (churn: memory that is large but steady), adds a user
+// record to a registry that is never pruned (the fast leak, in add_user, through std::vector), and
+// every other request appends to a log it never trims (the slow leak, in remember_event). The
+// rates are printed so the test can compare. Usage: leaky_service SECONDS. Built with -g so the
+// profile names functions and lines.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t kUserBytes = 24 * 1024;   // per request: ~2.3 MiB/s
+constexpr std::size_t kEventBytes = 16 * 1024;  // every other request: ~0.8 MiB/s
+constexpr std::size_t kRequestBytes = 64 * 1024;
+constexpr std::size_t kWindow = 200;  // request buffers kept: ~12.5 MiB, replaced constantly
+
+struct user {
+  std::vector<char> profile;
+};
+
+// Never destroyed, as a leak's memory is not freed at exit either (the profile written at exit
+// still holds it).
+auto& g_users = *new std::vector<std::unique_ptr<user>>;
+auto& g_events = *new std::list<std::string>;
+std::deque<std::vector<char>> g_recent;
+
+__attribute__((noinline)) void add_user(int id) {
+  auto u = std::make_unique<user>();
+  u->profile.resize(kUserBytes, static_cast<char>(id));  // the fast leak's line
+  g_users.push_back(std::move(u));
+}
+
+__attribute__((noinline)) void remember_event(int id) {
+  g_events.emplace_back(kEventBytes, static_cast<char>('a' + id % 26));  // the slow leak's line
+}
+
+__attribute__((noinline)) void handle_request(int id) {
+  g_recent.emplace_back(kRequestBytes, static_cast<char>(id));
+  if (g_recent.size() > kWindow) g_recent.pop_front();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 12;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int id = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    handle_request(id);
+    add_user(id);
+    if (id % 2 == 0) remember_event(id);
+    ++id;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::printf("requests %d users %zu events %zu\n", id, g_users.size(), g_events.size());
+  return 0;
+}
