@@ -10,12 +10,13 @@
 // profile per interval and a last one when the program exits.
 //
 // Signals: before spawning, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGCHLD are blocked in
-// this process (the child starts with an empty mask and default handlers), and the command waits
-// for them with sigtimedwait. A signal someone sent to us (kill, a supervisor) is forwarded to the
-// child; one the terminal generated (Ctrl-C, Ctrl-\: si_code SI_KERNEL) already reached the child,
-// which is in the same foreground process group, so it is not sent twice. SIGCHLD means the child
-// may have ended: waitpid collects it, and the command exits with the child's exit code, or with
-// 128 + the signal number when a signal killed it, as shells report it.
+// this process (the child starts with the signal mask and dispositions leakless was started with,
+// as after a plain exec: a program started with SIGINT ignored keeps it ignored), and the command
+// waits for them with sigtimedwait. A signal someone sent to us (kill, a supervisor) is forwarded
+// to the child; one the terminal generated (Ctrl-C, Ctrl-\: si_code SI_KERNEL) already reached the
+// child, which is in the same foreground process group, so it is not sent twice. SIGCHLD means the
+// child may have ended: waitpid collects it, and the command exits with the child's exit code, or
+// with 128 + the signal number when a signal killed it, as shells report it.
 //
 // Status line: when stderr is a terminal, it is redrawn every second in place: time elapsed, the
 // child's resident memory (/proc/<pid>/statm), the sampled live heap (the inuse_space total of the
@@ -242,14 +243,8 @@ int run(const run_options& o) {
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  sigset_t empty, defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int sig : kForwarded) sigaddset(&defaults, sig);
-  sigaddset(&defaults, SIGCHLD);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask(&attr, &old_mask);  // the mask leakless was started with
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t child = 0;
   const int spawned =
       posix_spawn(&child, program.c_str(), nullptr, &attr, argv_p.data(), env_p.data());
