@@ -11,11 +11,11 @@
 // preset; CTest runs this check there), the first round reports:
 //
 //   WARNING: ThreadSanitizer: data race (pid=...)
-//     Write of size 8 at 0x... by thread T2:
-//       #0 push examples/lost_push.cpp:...
+//     Read of size 8 at 0x... by thread T2:
+//       #0 push examples/lost_push.cpp:44
 //     Previous write of size 8 at 0x... by thread T1:
-//       #0 push examples/lost_push.cpp:...
-//     Location is global '(anonymous namespace)::head' ...
+//       #0 push examples/lost_push.cpp:45
+//     Location is global '(anonymous namespace)::head' of size 8 at 0x...
 //
 // and with -fsanitize=address (the asan preset) LeakSanitizer lists the lost nodes at exit:
 //

@@ -65,7 +65,7 @@ void add_flame_command(CLI::App& app, int& status) {
   cmd->add_option("file", opts->file, "A pprof profile (.pb.gz)")->required();
   cmd->add_option("-o,--output", opts->out, "The SVG file to write; - for stdout")
       ->capture_default_str();
-  cmd->add_option("--sample-index", opts->sample_index,
+  cmd->add_option("--sample-index,--sample_index", opts->sample_index,
                   "Sample type by name or index (default: the profile's default, e.g. "
                   "inuse_space)");
   cmd->add_option("--width", opts->width, "Width in pixels")
