@@ -58,13 +58,17 @@ inline void run_for(std::optional<double> seconds, std::chrono::milliseconds tic
   }
 }
 
-// Starts `threads` threads that each call push(value) `per_thread` times (values t * per_thread
-// + i, all distinct) and waits for them.
-inline void push_from_threads(int threads, long per_thread, void (*push)(long)) {
+// The lost-push examples' load: 4 threads push 20,000 values each per round.
+inline constexpr int kPushThreads = 4;
+inline constexpr long kPushesPerThread = 20000;
+
+// Starts kPushThreads threads that each call push(value) kPushesPerThread times (values
+// t * kPushesPerThread + i, all distinct) and waits for them.
+inline void push_from_threads(void (*push)(long)) {
   std::vector<std::thread> running;
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 0; t < kPushThreads; ++t) {
     running.emplace_back([=] {
-      for (long i = 0; i < per_thread; ++i) push(t * per_thread + i);
+      for (long i = 0; i < kPushesPerThread; ++i) push(t * kPushesPerThread + i);
     });
   }
   for (std::thread& t : running) t.join();

@@ -33,18 +33,16 @@ void push(long value) {
 
 int main(int argc, char** argv) {
   const auto seconds = examples::seconds_option(argc, argv);
-  constexpr int kThreads = 4;
-  constexpr long kPerThread = 20000;
   std::printf(
       "fixed_lost_push: %d threads push %ld nodes each onto one list with a CAS loop, "
       "every round\n",
-      kThreads, kPerThread);
+      examples::kPushThreads, examples::kPushesPerThread);
   std::fflush(stdout);
   long rounds = 0, total_lost = 0;
   examples::run_for(
       seconds, std::chrono::milliseconds(200), 5,
       [&](long) {
-        examples::push_from_threads(kThreads, kPerThread, push);
+        examples::push_from_threads(push);
         long found = 0;
         for (node* n = head.exchange(nullptr, std::memory_order_acquire); n != nullptr;) {
           node* next = n->next;
@@ -52,7 +50,7 @@ int main(int argc, char** argv) {
           n = next;
           ++found;
         }
-        total_lost += kThreads * kPerThread - found;
+        total_lost += examples::kPushThreads * examples::kPushesPerThread - found;
         ++rounds;
       },
       [&](double elapsed) {
@@ -60,6 +58,6 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       });
   std::printf("fixed_lost_push: done, %ld rounds of %ld nodes, %ld lost\n", rounds,
-              kThreads * kPerThread, total_lost);
+              examples::kPushThreads * examples::kPushesPerThread, total_lost);
   return total_lost == 0 ? 0 : 1;
 }

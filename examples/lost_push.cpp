@@ -49,18 +49,16 @@ void push(long value) {
 
 int main(int argc, char** argv) {
   const auto seconds = examples::seconds_option(argc, argv);
-  constexpr int kThreads = 4;
-  constexpr long kPerThread = 20000;
   std::printf(
       "lost_push: %d threads push %ld nodes each onto one list without a lock, every "
       "round\n",
-      kThreads, kPerThread);
+      examples::kPushThreads, examples::kPushesPerThread);
   std::fflush(stdout);
   long total_lost = 0;
   examples::run_for(
       seconds, std::chrono::milliseconds(200), 5,
       [&](long round) {
-        examples::push_from_threads(kThreads, kPerThread, push);
+        examples::push_from_threads(push);
         long found = 0;
         while (head != nullptr) {
           node* n = head;
@@ -68,11 +66,11 @@ int main(int argc, char** argv) {
           delete n;
           ++found;
         }
-        const long lost = kThreads * kPerThread - found;
+        const long lost = examples::kPushThreads * examples::kPushesPerThread - found;
         total_lost += lost;
         if (round == 0 || lost > 0) {
           std::printf("  round %ld: %ld of %ld nodes reachable, %ld lost (%zu bytes leaked)\n",
-                      round, found, kThreads * kPerThread, lost,
+                      round, found, examples::kPushThreads * examples::kPushesPerThread, lost,
                       static_cast<std::size_t>(lost) * sizeof(node));
         }
       },
