@@ -115,6 +115,24 @@ TEST_F(RunCommand, WritesAProfileEveryIntervalAndOneAtExit) {
   EXPECT_GT(leakless::cli::inuse_bytes_of(files.back()).value_or(0), 0u);
 }
 
+TEST_F(RunCommand, DrawsAStatusLineOnlyOnATerminal) {
+  // `script` gives leakless a terminal for stderr; without one (the other tests) no line is drawn.
+  if (!fs::exists("/usr/bin/script")) GTEST_SKIP() << "util-linux's script is not installed";
+  const std::string command = std::string(LEAKLESS_CLI) + " run --every 250ms --out profiles -- " +
+                              LEAKLESS_FIXED_USER_CACHE + " --seconds 2";
+  const auto r = run_program({"/usr/bin/script", "-qec", command, "/dev/null"}, {}, dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\r\033[Kleakless run: 0:0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" elapsed | RSS "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" MiB | sampled heap "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" snapshot"), std::string::npos) << r.out;
+
+  const auto plain = leakless({"run", "--every", "250ms", "--out", "plain", "--",
+                               LEAKLESS_FIXED_USER_CACHE, "--seconds", "1"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.err.find("elapsed"), std::string::npos) << plain.err;
+}
+
 TEST_F(RunCommand, NamesItsOutputDirectoryAfterTheProgramByDefault) {
   const auto r = leakless({"run", "--", "/bin/true"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
