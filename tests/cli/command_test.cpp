@@ -18,7 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/report_text.hpp"
 #include "cli/synthetic_series.hpp"
 #include "pprof/profile.hpp"
 #include "support/run_program.hpp"
@@ -85,26 +85,8 @@ class Cli : public ::testing::Test {
   fs::path dir_;
 };
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-// The table of a -top report, from its "Showing nodes" line on, without pprof's inline markers.
-std::string top_table(const std::string& report) {
-  std::string out;
-  bool on = false;
-  for (std::string line : lines_of(report)) {
-    on = on || line.starts_with("Showing nodes");
-    for (const std::string marker : {" (partial-inline)", " (inline)"}) {
-      if (line.ends_with(marker)) line.resize(line.size() - marker.size());
-    }
-    if (on) out += line + "\n";
-  }
-  return out;
-}
+using leakless::test::lines_of;
+using leakless::test::top_table;
 
 leakless::test::synthetic_program two_leaks() {
   leakless::test::synthetic_program p;
@@ -350,12 +332,19 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
   p.functions = {{1, "std::allocator<char>::allocate(unsigned long)", "", "/usr/include/a.h", 1},
                  {2, "cache::put(int)", "", "/src/app/cache.cpp", 10},
                  {3, "cache::grow()", "", "/src/app/cache.cpp", 30},
-                 {4, "main", "", "/src/app/main.cpp", 1}};
+                 {4, "main", "", "/src/app/main.cpp", 1},
+                 // Names pprof simplifies when it reads them: one equal to its system name (an
+                 // inlined template without a linkage name) and one only mangled.
+                 {5, "std::make_unique<cache::entry>()", "std::make_unique<cache::entry>()",
+                  "/usr/include/c++/12/bits/unique_ptr.h", 1064},
+                 {6, "", "_ZN5cache5evictEv", "/src/app/cache.cpp", 50}};
   p.locations = {{1, 1, 0x401000, {{1, 5}}, false},
                  {2, 1, 0x402000, {{3, 33}, {2, 14}}, false},  // grow() inlined into put()
                  {3, 1, 0x403000, {{2, 16}}, false},
-                 {4, 1, 0x404000, {{4, 7}}, false}};
-  std::uint64_t next_id = 5;
+                 {4, 1, 0x404000, {{4, 7}}, false},
+                 {5, 1, 0x405000, {{5, 1065}, {6, 52}}, false},
+                 {6, 2, 0x7f0000001234, {}, false}};  // unsymbolized, in libstdc++
+  std::uint64_t next_id = 7;
   for (int i = 0; i < 60; ++i) {  // small helpers, each called from main
     const std::uint64_t fn = 100 + static_cast<std::uint64_t>(i);
     p.functions.push_back({fn, "helper" + std::to_string(i), "", "/src/app/helpers.cpp", i * 3});
@@ -367,6 +356,11 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
   p.samples.push_back({{1, 2, 4}, {10, 50 << 20, 8, 40 << 20}, {}});
   p.samples.push_back({{1, 3, 4}, {4, 9 << 20, 2, 3 << 20}, {}});
   p.samples.push_back({{2, 3, 4}, {1, 123456, 1, 12345}, {}});
+  p.samples.push_back({{5, 4}, {3, 3 << 20, 3, 3 << 20}, {}});
+  p.samples.push_back({{6, 4}, {2, 2 << 20, 2, 2 << 20}, {}});
+  p.mappings.push_back({2, 0x7f0000000000, 0x7f0000200000, 0,
+                        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "", false, false, false,
+                        false});
   const std::string file = write("app.heap.pb.gz", leakless::pprof::encode_gzipped(p));
   leakless::pprof::profile base = p;
   base.time_nanos -= 60'000'000'000;
@@ -383,6 +377,9 @@ TEST_F(Cli, TopListAndDiffMatchGoPprof) {
     if (index.ends_with("space")) {  // the helpers' bytes are under 0.5% of the total
       EXPECT_NE(ours.out.find("Dropped 60 nodes"), std::string::npos) << ours.out;
     }
+    EXPECT_NE(ours.out.find("  std::make_unique\n"), std::string::npos) << ours.out;
+    EXPECT_NE(ours.out.find("  cache::evict\n"), std::string::npos) << ours.out;
+    EXPECT_NE(ours.out.find("  [libstdc++.so.6]\n"), std::string::npos) << ours.out;
   }
   const run_result diff = cli({"diff", base_file, file});
   ASSERT_EQ(diff.exit_code, 0) << diff.err;

@@ -3,7 +3,8 @@
 // `leakless leaks` is checked on a real series.
 //
 // How it works: for the given number of seconds, every 10 ms it handles a "request": it keeps a
-// fixed-size window of recent request buffers (churn: memory that is large but steady), adds a user
+// fixed-size window of recent request buffers, filled before the first (churn: memory that is
+// large but steady), adds a user
 // record to a registry that is never pruned (the fast leak, in add_user, through std::vector), and
 // every other request appends to a log it never trims (the slow leak, in remember_event). The
 // rates are printed so the test can compare. Usage: leaky_service SECONDS. Built with -g so the
@@ -55,6 +56,8 @@ __attribute__((noinline)) void handle_request(int id) {
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 12;
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  // The window is full from the start, so its memory is large but steady throughout.
+  for (std::size_t i = 0; i < kWindow; ++i) handle_request(-1);
   int id = 0;
   while (std::chrono::steady_clock::now() < end) {
     handle_request(id);

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include "cli/report_text.hpp"
 #include "pprof/profile.hpp"
 #include "support/run_program.hpp"
 
@@ -153,10 +154,7 @@ TEST_F(CliProgram, RealSeriesRanksTwoLeaksByRateAndNamesTheirLines) {
   const run_result go = leakless::test::run_program({"/bin/bash", "-c", script}, {}, dir_);
   ASSERT_EQ(go.exit_code, 0) << go.err;
   const std::string theirs = leakless::test::read_file(dir_ / "go" / "out.out");
-  const auto table = [](const std::string& report) {
-    return report.substr(report.find("Showing nodes"));
-  };
-  EXPECT_EQ(table(top.out), table(theirs));
+  EXPECT_EQ(leakless::test::top_table(top.out), leakless::test::top_table(theirs));
   EXPECT_NE(top.out.find("add_user"), std::string::npos);
 }
 

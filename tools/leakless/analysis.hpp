@@ -5,10 +5,10 @@
 // they were taken. analyze_leaks() groups every profile's samples by call site — the symbolized
 // stack (function, file and line of every frame), not addresses, which differ between processes —
 // and builds each site's live bytes (inuse_space) over time. Each site's trend is estimated with
-// robust statistics: the Theil–Sen slope (the median of the slopes between every pair of
-// snapshots, so a one-off spike or a few wild points do not move it) and the Mann–Kendall rank
-// test, whose one-sided confidence that the series rises is the suspect's `confidence`. A site is
-// named a suspect only when
+// robust statistics: the Theil–Sen slope (the median of the slopes between pairs of snapshots
+// at least half the window apart, so a one-off spike or a few wild points do not move it; see
+// theil_sen_slope) and the Mann–Kendall rank test, whose one-sided confidence that the series rises
+// is the suspect's `confidence`. A site is named a suspect only when
 //   - there are enough snapshots (options.min_snapshots),
 //   - the rise is significant (confidence >= options.min_confidence),
 //   - the growth over the window is large against sampling noise: a sampled heap profile counts

@@ -54,6 +54,7 @@ int run(const list_args& a) {
     pprof::profile p = load_profile(a.file);
     const std::size_t index = choose_sample_index(p, a.sample_index);
     const std::string& unit = p.sample_types[index].unit;
+    simplify_names_as_pprof(p);
     prune_dropped_frames(p);
     node_table table(node_table::granularity::lines);
     table.add(p, index);

@@ -6,10 +6,13 @@
 // so that the same file gives the same figures in both tools.
 #include "profile_view.hpp"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <regex>
 #include <set>
@@ -108,7 +111,47 @@ std::string simplify_function(const std::string& name) {
   return n;
 }
 
+// symbolizer.go's removeMatching: drops nested start..end groups.
+std::string remove_matching(std::string name, char start, char end) {
+  int nesting = 0;
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (name[i] == start) {
+      if (++nesting == 1) first = i;
+    } else if (name[i] == end) {
+      if (--nesting < 0) return name;  // mismatch: leave it
+      if (nesting == 0) {
+        name.erase(first, i - first + 1);
+        i = first - 1;  // wraps to first on ++i (first may be 0)
+      }
+    }
+  }
+  return name;
+}
+
+bool looks_like_demangled_cplusplus(const std::string& name) {
+  if (name.find(".<") != std::string::npos || name.find("]).") != std::string::npos) return false;
+  return name.find_first_of("<>[]") != std::string::npos || name.find("::") != std::string::npos;
+}
+
 }  // namespace
+
+void simplify_names_as_pprof(pprof::profile& p) {
+  for (pprof::function& f : p.functions) {
+    if (!f.name.empty() && f.system_name != f.name) continue;  // already demangled
+    std::string name = f.system_name;
+    if (name.starts_with("_Z")) {
+      int status = 0;
+      char* demangled = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+      if (status == 0 && demangled != nullptr) name = demangled;
+      std::free(demangled);
+    }
+    if (looks_like_demangled_cplusplus(name)) {
+      name = remove_matching(remove_matching(name, '(', ')'), '<', '>');
+    }
+    f.name = name;
+  }
+}
 
 std::size_t choose_sample_index(const pprof::profile& p, const std::string& requested) {
   if (p.sample_types.empty()) throw std::runtime_error("the profile has no sample types");
@@ -196,7 +239,12 @@ void node_table::add(const pprof::profile& p, std::size_t index, std::int64_t si
     for (std::uint64_t id : s.location_ids) {
       const pprof::location* loc = idx.location(id);
       if (loc == nullptr) continue;
-      const std::vector<frame> frames = idx.frames(*loc);
+      std::vector<frame> frames = idx.frames(*loc);
+      if (loc->lines.empty()) {  // unsymbolized: pprof shows the module, "[libfoo.so]"
+        const std::string& module = frames[0].mapping;
+        frames[0].function =
+            module.empty() ? "<unknown>" : "[" + module.substr(module.rfind('/') + 1) + "]";
+      }
       for (std::size_t k = 0; k < frames.size(); ++k) {
         const frame& f = frames[k];
         const std::int64_t line = granularity_ == granularity::lines ? f.line : 0;
@@ -333,12 +381,14 @@ std::string top_report(pprof::profile p, const pprof::profile* base,
                        const std::string& sample_index, const table_options& options) {
   const std::size_t index = choose_sample_index(p, sample_index);
   const pprof::value_type type = p.sample_types[index];
+  simplify_names_as_pprof(p);
   prune_dropped_frames(p);
   node_table table(node_table::granularity::functions);
   table.add(p, index);
   if (base != nullptr) {
     pprof::profile b = *base;
     const std::size_t base_index = cli::sample_index(b, type.type);
+    simplify_names_as_pprof(b);
     prune_dropped_frames(b);
     table.add(b, base_index, -1);
     // pprof merges the two: the earlier time is the report's.

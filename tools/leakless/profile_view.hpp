@@ -7,7 +7,8 @@
 // every distinct node on its stack, once per sample however often recursion repeats it. Before
 // that, prune_dropped_frames() applies the profile's drop_frames regex exactly as pprof's Prune
 // does (a heap profile names its allocation plumbing there, so a vector's allocation is charged to
-// the code that grew the vector). A diff adds the base profile with its values negated; the
+// the code that grew the vector). An unsymbolized location is a node per module ("[libc.so.6]"),
+// as in pprof. A diff adds the base profile with its values negated; the
 // percentages of a diff are of the base's total, as pprof's are. The formatting helpers are
 // pprof's: units scaled like measurement.ScaledLabel, one output unit per report chosen from the
 // smallest value shown, percentages with at least two digits.
@@ -38,7 +39,13 @@ inline constexpr std::regex::flag_type kLinearRegex =
 // std::runtime_error listing the types when there is no such one.
 std::size_t choose_sample_index(const pprof::profile& p, const std::string& requested);
 
-// Applies p.drop_frames (and keep_frames) the way pprof's Profile.Prune does.
+// Names functions as pprof does when it reads a profile (its symbolizer's Demangle step): a
+// function whose name is missing or equal to its system name gets the demangled system name
+// without parameters and template arguments ("std::make_unique<T>()" -> "std::make_unique").
+void simplify_names_as_pprof(pprof::profile& p);
+
+// Applies p.drop_frames (and keep_frames) the way pprof's Profile.Prune does; after
+// simplify_names_as_pprof, as pprof does.
 void prune_dropped_frames(pprof::profile& p);
 
 struct node_value {
