@@ -31,5 +31,8 @@ void add_top_command(CLI::App& app, int& status);
 void add_diff_command(CLI::App& app, int& status);
 void add_list_command(CLI::App& app, int& status);
 void add_snapshot_command(CLI::App& app, int& status);
+void add_run_command(CLI::App& app, int& status);
+void add_flame_command(CLI::App& app, int& status);
+void add_report_command(CLI::App& app, int& status);
 
 }  // namespace leakless::cli

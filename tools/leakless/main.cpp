@@ -34,7 +34,8 @@ constexpr const char* kFooter =
 const std::vector<leakless::cli::add_command_fn> kCommands = {
     leakless::cli::add_leaks_command,    leakless::cli::add_top_command,
     leakless::cli::add_diff_command,     leakless::cli::add_list_command,
-    leakless::cli::add_snapshot_command,
+    leakless::cli::add_snapshot_command, leakless::cli::add_run_command,
+    leakless::cli::add_flame_command,    leakless::cli::add_report_command,
 };
 
 }  // namespace
