@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/xml_escape.hpp"
 #include "cpu/profiler.hpp"
 #include "heap/heap_profile.hpp"
 #include "heap/lifecycle.hpp"
@@ -209,30 +210,6 @@ http_response symbol(const http_request& r) {
   return text(std::move(body));
 }
 
-void html_escape(std::string& out, const std::string& s) {
-  for (const char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
 http_response index_page() {
   struct entry {
     std::string name;
@@ -277,7 +254,7 @@ Types of profiles available:
 )";
   for (const entry& e : entries) {
     b += "<tr><td>" + std::to_string(e.count) + "</td><td><a href='" + e.name + "?debug=1'>";
-    html_escape(b, e.name);
+    append_xml_escaped(b, e.name);
     b += "</a></td></tr>\n";
   }
   b += R"(</table>
@@ -289,9 +266,9 @@ Profile Descriptions:
 )";
   for (const entry& e : entries) {
     b += "<li><div class=profile-name>";
-    html_escape(b, e.name);
+    append_xml_escaped(b, e.name);
     b += ": </div> ";
-    html_escape(b, e.description);
+    append_xml_escaped(b, e.description);
     b += "</li>\n";
   }
   b +=

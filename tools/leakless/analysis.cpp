@@ -20,6 +20,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 namespace leakless::cli {
@@ -463,6 +464,28 @@ leak_analysis analyze_leaks(const std::vector<heap_snapshot>& series, const leak
     return a.function < b.function;
   });
   return out;
+}
+
+nlohmann::json suspect_json(const suspect& s) {
+  nlohmann::json stack = nlohmann::json::array();
+  for (const frame& f : s.stack) {
+    stack.push_back({{"function", f.function}, {"file", f.file}, {"line", f.line}});
+  }
+  nlohmann::json inuse = nlohmann::json::array();
+  for (const series_point& p : s.inuse)
+    inuse.push_back({{"seconds", p.seconds}, {"bytes", p.bytes}});
+  return {{"function", s.function},
+          {"file", s.file},
+          {"line", s.line},
+          {"growth_bytes_per_min", s.growth_bytes_per_min},
+          {"confidence", s.confidence},
+          {"share_of_growth", s.share_of_growth},
+          {"verdict", s.verdict},
+          {"released", s.released},
+          {"first_bytes", s.first_bytes},
+          {"last_bytes", s.last_bytes},
+          {"stack", stack},
+          {"inuse", inuse}};
 }
 
 }  // namespace leakless::cli

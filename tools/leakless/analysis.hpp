@@ -30,6 +30,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "pprof/profile.hpp"
 
 namespace leakless::cli {
@@ -100,6 +102,11 @@ struct leak_analysis {
 
 // Throws std::runtime_error (naming the source) when a snapshot has no options.sample_type.
 leak_analysis analyze_leaks(const std::vector<heap_snapshot>& series, const leak_options& = {});
+
+// One suspect as a JSON object: what `leaks --json` prints for it and what the HTML report embeds
+// (function, file, line, growth_bytes_per_min, confidence, share_of_growth, verdict, released,
+// first_bytes, last_bytes, stack [{function, file, line}], inuse [{seconds, bytes}]).
+nlohmann::json suspect_json(const suspect& s);
 
 // --- Pieces the analysis is made of, exposed for the other commands and the tests ---------------
 

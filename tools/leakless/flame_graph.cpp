@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "analysis.hpp"
+#include "core/xml_escape.hpp"
 #include "profile_view.hpp"
 
 namespace leakless::cli {
@@ -41,33 +42,6 @@ std::uint32_t name_hash(const std::string& s) {
 }
 
 }  // namespace
-
-std::string xml_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string format_value(std::int64_t value, const std::string& unit) {
   if (unit == "bytes") return human_bytes(static_cast<double>(value));
@@ -133,7 +107,7 @@ std::string render_flame_svg(const pprof::profile& p, std::size_t index,
          "</style>\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"#fdfaf3\"/>\n"
       << "<text class=\"flame-title\" x=\"" << width / 2 << "\" y=\"22\" font-size=\"15\" "
-      << "text-anchor=\"middle\">" << xml_escape(title) << "</text>\n";
+      << "text-anchor=\"middle\">" << xml_escaped(title) << "</text>\n";
   if (tree.value <= 0) {
     svg << "<text x=\"" << width / 2 << "\" y=\"" << header + 14
         << "\" text-anchor=\"middle\">no samples</text>\n";
@@ -153,8 +127,8 @@ std::string render_flame_svg(const pprof::profile& p, std::size_t index,
     char geometry[128];
     std::snprintf(geometry, sizeof geometry, "x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\"",
                   x, y, w, frame_height - 1);
-    svg << "<g class=\"frame\"><title>" << xml_escape(n.name) << " — "
-        << xml_escape(format_value(n.value, type.unit)) << " (" << share << ")</title><rect "
+    svg << "<g class=\"frame\"><title>" << xml_escaped(n.name) << " — "
+        << xml_escaped(format_value(n.value, type.unit)) << " (" << share << ")</title><rect "
         << geometry << " rx=\"2\" fill=\"rgb(" << r << "," << g << "," << b << ")\"/>";
     const auto fits = static_cast<std::size_t>((w - 6) / 6.6);
     if (fits >= 3) {
@@ -162,7 +136,7 @@ std::string render_flame_svg(const pprof::profile& p, std::size_t index,
       if (label.size() > fits) label = label.substr(0, fits - 2) + "..";
       char at[64];
       std::snprintf(at, sizeof at, "x=\"%.1f\" y=\"%.1f\"", x + 3, y + frame_height - 5);
-      svg << "<text " << at << ">" << xml_escape(label) << "</text>";
+      svg << "<text " << at << ">" << xml_escaped(label) << "</text>";
     }
     svg << "</g>\n";
     double child_x = x;

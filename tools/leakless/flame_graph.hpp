@@ -42,7 +42,4 @@ std::string render_flame_svg(const pprof::profile& p, std::size_t index,
 // `value` in the unit of a sample type: bytes as KiB/MiB, nanoseconds as ms/s, counts as is.
 std::string format_value(std::int64_t value, const std::string& unit);
 
-// `text` with &, <, >, " and ' escaped for XML and HTML.
-std::string xml_escape(const std::string& text);
-
 }  // namespace leakless::cli

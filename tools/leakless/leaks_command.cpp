@@ -103,28 +103,7 @@ std::vector<heap_snapshot> collect(const leaks_args& a) {
 
 nlohmann::json to_json(const leak_analysis& r) {
   nlohmann::json suspects = nlohmann::json::array();
-  for (const suspect& s : r.suspects) {
-    nlohmann::json stack = nlohmann::json::array();
-    for (const frame& f : s.stack) {
-      stack.push_back({{"function", f.function}, {"file", f.file}, {"line", f.line}});
-    }
-    nlohmann::json inuse = nlohmann::json::array();
-    for (const series_point& p : s.inuse) {
-      inuse.push_back({{"seconds", p.seconds}, {"bytes", p.bytes}});
-    }
-    suspects.push_back({{"function", s.function},
-                        {"file", s.file},
-                        {"line", s.line},
-                        {"growth_bytes_per_min", s.growth_bytes_per_min},
-                        {"confidence", s.confidence},
-                        {"share_of_growth", s.share_of_growth},
-                        {"verdict", s.verdict},
-                        {"released", s.released},
-                        {"first_bytes", s.first_bytes},
-                        {"last_bytes", s.last_bytes},
-                        {"stack", stack},
-                        {"inuse", inuse}});
-  }
+  for (const suspect& s : r.suspects) suspects.push_back(suspect_json(s));
   return {{"snapshots", r.snapshots},
           {"duration_seconds", r.duration_seconds},
           {"call_sites", r.call_sites},

@@ -98,21 +98,9 @@ json report_data(const std::vector<std::string>& inputs, const std::vector<heap_
                  const leak_analysis& a, std::size_t top) {
   json suspects = json::array();
   for (const suspect& s : a.suspects) {
-    json stack = json::array();
-    for (const frame& f : s.stack) {
-      stack.push_back({{"function", f.function}, {"file", f.file}, {"line", f.line}});
-    }
-    suspects.push_back({{"function", s.function},
-                        {"file", s.file},
-                        {"line", s.line},
-                        {"growth_bytes_per_min", s.growth_bytes_per_min},
-                        {"confidence", s.confidence},
-                        {"share_of_growth", s.share_of_growth},
-                        {"verdict", s.verdict},
-                        {"first_bytes", s.first_bytes},
-                        {"last_bytes", s.last_bytes},
-                        {"stack", stack},
-                        {"inuse", points(s.inuse)}});
+    json entry = suspect_json(s);
+    entry["inuse"] = points(s.inuse);  // the page's charts take [seconds, bytes] pairs
+    suspects.push_back(std::move(entry));
   }
   std::string source;
   for (const std::string& in : inputs) source += (source.empty() ? "" : " ") + in;
