@@ -54,7 +54,9 @@
 // background thread that runs cleanup() at that interval, so memory comes back even when nobody
 // reads or writes (cleanup() also shrinks a shard's hash table and heap once they are mostly
 // empty). Time comes from cache_options::clock (nanoseconds since any fixed epoch;
-// steady_clock by default), so tests can drive it by hand.
+// steady_clock by default), so tests can drive it by hand. A read calls the clock only when the
+// options give every entry a deadline or the entry it found has one (a per-entry ttl): a cache
+// without expiry never reads the time on its read path.
 //
 // Removal listener. cache_options::removal_listener(key, value, cause) is called for every entry
 // that leaves the cache, with the cause: size (evicted for the bounds), expired, explicit_
@@ -152,6 +154,8 @@ struct cache_stats {
 namespace cache_detail {
 
 inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+// A time not read yet (reads skip the clock while no entry can have a deadline).
+inline constexpr std::int64_t kUnread = std::numeric_limits<std::int64_t>::min();
 
 // a + b, clamped to kNever instead of overflowing; b <= 0 means "no deadline".
 inline std::int64_t deadline(std::int64_t now, std::int64_t after) noexcept {
@@ -248,7 +252,7 @@ class cache {
   std::optional<V> get(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    const std::int64_t t = now();
+    std::int64_t t = read_time();
     notices pending;
     std::optional<V> result;
     {
@@ -303,7 +307,7 @@ class cache {
   V get_or_load(const K& key, Loader&& load) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    const std::int64_t t = now();
+    std::int64_t t = read_time();
     notices pending;
     std::promise<V> promise;
     std::shared_future<V> future;
@@ -471,13 +475,16 @@ class cache {
     }
 
     // Finds a live entry and records the access; removes an expired one. Counts hit or miss.
-    node* lookup(const K& key, std::uint64_t h, std::int64_t t, notices& pending) {
+    // t may be cache_detail::kUnread (see read_time()): the clock is read here, under the lock,
+    // only if the entry has a deadline.
+    node* lookup(const K& key, std::uint64_t h, std::int64_t& t, notices& pending) {
       auto it = map.find(key);
       if (it == map.end()) {
         ++stats.misses;
         return nullptr;
       }
       node* n = &it->second;
+      if (n->expires != cache_detail::kNever && t == cache_detail::kUnread) t = owner->now();
       if (n->expires <= t) {
         remove(n, removal_cause::expired, pending);
         ++stats.misses;
@@ -838,6 +845,13 @@ class cache {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
+  }
+
+  // The time for a read: now() when the options make every entry expire, else kUnread, and
+  // lookup() reads the clock itself if the entry found has a deadline (a per-entry ttl). A read
+  // of an entry without a deadline thus never calls the clock.
+  std::int64_t read_time() const {
+    return write_ttl_ > 0 || access_ttl_ > 0 ? now() : cache_detail::kUnread;
   }
 
   void put_impl(K&& key, V&& value, std::int64_t ttl) {

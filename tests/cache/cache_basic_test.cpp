@@ -1,7 +1,8 @@
 // Single-threaded tests of leakless::cache: the entry and byte bounds, exact LRU order, W-TinyLFU
 // keeping a popular key through a scan of one-hit keys, hit ratios on a seeded Zipf(0.99) stream,
 // expiry after write / after access / per-entry ttl on a clock the test moves by hand (no sleeps),
-// and the cause given to the removal listener for each way an entry leaves.
+// reads that skip the clock when nothing can expire, and the cause given to the removal listener
+// for each way an entry leaves.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -318,6 +319,33 @@ TEST(CacheBasic, ExpiredEntriesNeverReturned) {
     }
     if (step % 10 == 0) clock.advance(1s);
   }
+}
+
+// Without expiry in the options, a read of an entry without a deadline does not call the clock;
+// an entry given its own ttl is still checked against it.
+TEST(CacheBasic, ReadsSkipTheClockUnlessADeadlineCanApply) {
+  manual_clock clock;
+  std::atomic<int> reads{0};
+  leakless::cache_options opts;
+  opts.max_entries = 100;
+  opts.clock = [&] {
+    ++reads;
+    return std::chrono::nanoseconds(clock.ns.load());
+  };
+  leakless::cache<int, int> c(opts);
+  c.put(1, 10);
+  reads = 0;
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(c.get(1), 10);
+  EXPECT_FALSE(c.get(2).has_value());
+  EXPECT_EQ(c.get_or_load(1, [](int) { return 0; }), 10);
+  EXPECT_EQ(reads.load(), 0);
+  c.put(3, 30, 5s);
+  EXPECT_EQ(c.get(3), 30);
+  EXPECT_GT(reads.load(), 0);
+  clock.advance(5s);
+  EXPECT_FALSE(c.get(3).has_value());
+  EXPECT_EQ(c.get(1), 10);
+  EXPECT_EQ(c.stats().expirations, 1u);
 }
 
 TEST(CacheBasic, GetOrLoadReloadsExpiredEntries) {
