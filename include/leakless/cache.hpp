@@ -36,13 +36,13 @@
 // otherwise in the bound that is set.
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
-// key and value own; 0 when no weigher is given) plus entry_overhead: the hash-table node holding
-// the key, the value and the entry's links (rounded up to malloc's granule, plus malloc's header),
-// up to two bucket slots and a slot of the deadline heap. So the bound is on the memory the cache
-// really holds, not on a count the caller made up, provided the weigher also counts what the
-// allocator adds to the key's and value's own blocks (a std::string of capacity 40 occupies a
-// 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts into a cache of 8 MiB with
-// empty strings leave 6.7 MiB allocated. stats().bytes is the current total weight.
+// key and value own; 0 when no weigher is given) plus entry_overhead: the node holding the key,
+// the value and the entry's links (rounded up to malloc's granule, plus malloc's header), up to
+// 8/3 slots of the shard's hash table and a slot of the deadline heap. So the bound is on the
+// memory the cache really holds, not on a count the caller made up, provided the weigher also
+// counts what the allocator adds to the key's and value's own blocks (a std::string of capacity 40
+// occupies a 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts into a cache of 8
+// MiB with empty strings leave 6.7 MiB allocated. stats().bytes is the current total weight.
 //
 // Expiry. Each entry has a deadline: the earliest of write time + expire_after_write (or + the
 // per-entry ttl given to put, which replaces expire_after_write for that entry) and last access +
@@ -279,10 +279,9 @@ class cache {
     bool erased = false;
     {
       std::lock_guard lock(s.mu);
-      auto it = s.map.find(key);
-      if (it != s.map.end()) {
-        const bool expired = it->second.expires <= t;
-        s.remove(&it->second, expired ? removal_cause::expired : removal_cause::explicit_, pending);
+      if (node* n = s.table.find(key, h, eq_)) {
+        const bool expired = n->expires <= t;
+        s.remove(n, expired ? removal_cause::expired : removal_cause::explicit_, pending);
         erased = !expired;
       }
     }
@@ -296,7 +295,7 @@ class cache {
     std::size_t total = 0;
     for (const auto& s : shards_) {
       std::lock_guard lock(s->mu);
-      total += s->map.size();
+      total += s->table.size();
     }
     return total;
   }
@@ -384,8 +383,10 @@ class cache {
  private:
   enum class region : std::uint8_t { window, probation, protect };
 
+  // An entry: one allocation of its own (so that its address is stable for the intrusive lists
+  // and the heap), found through the shard's table.
   struct node {
-    const K* key = nullptr;  // the key in the hash-table node that holds this node
+    K key;
     V value;
     node* prev = nullptr;
     node* next = nullptr;
@@ -393,24 +394,108 @@ class cache {
     std::uint64_t hash = 0;
     std::int64_t expires = cache_detail::kNever;         // the effective deadline
     std::int64_t write_deadline = cache_detail::kNever;  // write time + write ttl
-    std::size_t heap_index = npos;
+    std::uint32_t heap_index = npos;
     region where = region::window;
 
-    explicit node(V&& v) : value(std::move(v)) {}
+    node(K&& k, V&& v) : key(std::move(k)), value(std::move(v)) {}
   };
-  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  static constexpr std::uint32_t npos = static_cast<std::uint32_t>(-1);
 
-  using map_type = std::unordered_map<K, node, Hash, KeyEqual>;
+  // The shard's hash table: open addressing with linear probing over an array of node pointers,
+  // with a parallel array of one-byte tags (0: empty; else 0x80 | 7 bits of the hash) so that a
+  // probe compares keys only on a tag match. The hash is computed once per operation and kept in
+  // the node; deletion shifts the following entries back (no tombstones). At most 3/4 full.
+  class hash_table {
+   public:
+    hash_table() = default;
+    hash_table(const hash_table&) = delete;
+    hash_table& operator=(const hash_table&) = delete;
+
+    std::size_t size() const noexcept { return count_; }
+    std::size_t capacity() const noexcept { return tags_ ? mask_ + 1 : 0; }
+
+    node* find(const K& key, std::uint64_t h, const KeyEqual& eq) const {
+      if (count_ == 0) return nullptr;
+      const std::uint8_t tag = tag_of(h);
+      for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+        const std::uint8_t t = tags_[i];
+        if (t == 0) return nullptr;
+        if (t == tag && eq(slots_[i]->key, key)) return slots_[i];
+      }
+    }
+    // Makes room for one more entry (call before allocating it, so that a failure leaks nothing).
+    void reserve_one() {
+      if ((count_ + 1) * 4 > capacity() * 3) rehash(std::max<std::size_t>(16, 2 * capacity()));
+    }
+    // Adds n (its key absent); reserve_one() first.
+    void insert(node* n) noexcept {
+      place(n);
+      ++count_;
+    }
+    void erase(const node* n) noexcept {
+      std::size_t i = n->hash & mask_;
+      while (slots_[i] != n) i = (i + 1) & mask_;
+      for (std::size_t j = (i + 1) & mask_; tags_[j] != 0; j = (j + 1) & mask_) {
+        const std::size_t home = slots_[j]->hash & mask_;
+        // The entry at j stays if its home lies cyclically in (i, j].
+        if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
+        tags_[i] = tags_[j];
+        slots_[i] = slots_[j];
+        i = j;
+      }
+      tags_[i] = 0;
+      slots_[i] = nullptr;
+      --count_;
+    }
+    // Gives the arrays back once most entries are gone (the table never shrinks by itself).
+    void compact() {
+      if (capacity() > 64 && count_ * 8 < capacity()) {
+        rehash(std::max<std::size_t>(16, std::bit_ceil(count_ * 2)));
+      }
+    }
+    template <class F>
+    void for_each(F f) const {
+      for (std::size_t i = 0; i < capacity(); ++i) {
+        if (tags_[i] != 0) f(slots_[i]);
+      }
+    }
+
+   private:
+    static std::uint8_t tag_of(std::uint64_t h) noexcept {
+      return static_cast<std::uint8_t>(0x80 | ((h >> 32) & 0x7f));
+    }
+    void place(node* n) noexcept {
+      std::size_t i = n->hash & mask_;
+      while (tags_[i] != 0) i = (i + 1) & mask_;
+      tags_[i] = tag_of(n->hash);
+      slots_[i] = n;
+    }
+    void rehash(std::size_t cap) {
+      auto tags = std::make_unique<std::uint8_t[]>(cap);
+      auto slots = std::make_unique<node*[]>(cap);
+      const std::size_t old_cap = capacity();
+      std::swap(tags, tags_);
+      std::swap(slots, slots_);
+      mask_ = cap - 1;
+      for (std::size_t i = 0; i < old_cap; ++i) {
+        if (tags[i] != 0) place(slots[i]);
+      }
+    }
+
+    std::unique_ptr<std::uint8_t[]> tags_;
+    std::unique_ptr<node*[]> slots_;
+    std::size_t mask_ = 0;
+    std::size_t count_ = 0;
+  };
 
  public:
   // The bytes charged per entry on top of the weigher's answer, an upper estimate of what the
-  // cache itself holds per entry: the hash-table node (key, value, the entry's links and deadline,
-  // the table's next pointer and cached hash) rounded up to malloc's 16-byte granule, malloc's own
-  // header, up to two bucket slots (the table's load factor is at most 1 and it does not shrink)
-  // and a slot of the deadline heap.
-  static constexpr std::size_t entry_overhead =
-      (sizeof(typename map_type::value_type) + 2 * sizeof(void*) + 15) / 16 * 16 + sizeof(void*) +
-      2 * sizeof(void*) + sizeof(void*);
+  // cache itself holds per entry: the node (key, value, the entry's links and deadline) with
+  // malloc's header, rounded up to malloc's 16-byte granule; up to 8/3 table slots of a pointer
+  // and a tag byte each (the table is at most 3/4 full, and at least 3/8 after growing; it does
+  // not shrink by itself); and a slot of the deadline heap.
+  static constexpr std::size_t entry_overhead = (sizeof(node) + sizeof(void*) + 15) / 16 * 16 +
+                                                (8 * (sizeof(node*) + 1) + 2) / 3 + sizeof(node*);
 
  private:
   struct notice {
@@ -448,7 +533,7 @@ class cache {
   struct shard {
     const cache* owner = nullptr;
     mutable std::mutex mu;
-    map_type map;
+    hash_table table;  // owns the nodes (deleted by remove() and ~shard())
     std::unordered_map<K, std::shared_future<V>, Hash, KeyEqual> loading;
     list window, probation, protect;
     std::vector<node*> heap;  // min-heap of entries with a deadline, by deadline
@@ -465,12 +550,19 @@ class cache {
     std::uint64_t rng = 0x9e3779b97f4a7c15ull;
     counters stats;
 
+    shard() = default;
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+    ~shard() {
+      table.for_each([](node* n) { delete n; });
+    }
+
     std::size_t units(const node* n) const noexcept { return by_bytes ? n->weight : 1; }
     list& list_of(region r) noexcept {
       return r == region::window ? window : r == region::probation ? probation : protect;
     }
     bool over() const noexcept {
-      return (max_entries != 0 && map.size() > max_entries) ||
+      return (max_entries != 0 && table.size() > max_entries) ||
              (max_bytes != 0 && bytes > max_bytes);
     }
 
@@ -478,12 +570,11 @@ class cache {
     // t may be cache_detail::kUnread (see read_time()): the clock is read here, under the lock,
     // only if the entry has a deadline.
     node* lookup(const K& key, std::uint64_t h, std::int64_t& t, notices& pending) {
-      auto it = map.find(key);
-      if (it == map.end()) {
+      node* n = table.find(key, h, owner->eq_);
+      if (n == nullptr) {
         ++stats.misses;
         return nullptr;
       }
-      node* n = &it->second;
       if (n->expires != cache_detail::kNever && t == cache_detail::kUnread) t = owner->now();
       if (n->expires <= t) {
         remove(n, removal_cause::expired, pending);
@@ -536,8 +627,8 @@ class cache {
                 notices& pending) {
       expire(t, pending);
       if (ttl < 0) {  // expired from the start: it replaces the old value and is gone at once
-        auto old = map.find(key);
-        if (old != map.end()) remove(&old->second, removal_cause::replaced, pending);
+        if (node* old = table.find(key, h, owner->eq_))
+          remove(old, removal_cause::replaced, pending);
         ++stats.expirations;
         if (owner->opts_.removal_listener) {
           pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
@@ -550,10 +641,8 @@ class cache {
       const std::int64_t write_deadline = cache_detail::deadline(t, write_ttl);
       const std::int64_t deadline =
           std::min(write_deadline, cache_detail::deadline(t, owner->access_ttl_));
-      auto it = map.find(key);
-      node* n;
-      if (it != map.end()) {
-        n = &it->second;
+      node* n = table.find(key, h, owner->eq_);
+      if (n != nullptr) {
         if (owner->opts_.removal_listener) {
           pending.push_back(notice{std::move(key), std::move(n->value), removal_cause::replaced});
         }
@@ -565,14 +654,13 @@ class cache {
         l.push_back(n, units(n));
         on_access(n);
       } else {
-        if (sketch.capacity() < map.size() + 1 && max_entries == 0) {
-          sketch.ensure_capacity(2 * (map.size() + 1));
+        if (sketch.capacity() < table.size() + 1 && max_entries == 0) {
+          sketch.ensure_capacity(2 * (table.size() + 1));
         }
-        auto [pos, inserted] = map.try_emplace(std::move(key), std::move(value));
-        (void)inserted;
-        n = &pos->second;
-        n->key = &pos->first;
+        table.reserve_one();
+        n = new node(std::move(key), std::move(value));
         n->hash = h;
+        table.insert(n);
         n->weight = weight;
         bytes += weight;
         window.push_back(n, units(n));
@@ -591,9 +679,10 @@ class cache {
       bytes -= n->weight;
       if (cause == removal_cause::size) ++stats.evictions;
       if (cause == removal_cause::expired) ++stats.expirations;
-      auto handle = map.extract(*n->key);
+      table.erase(n);
+      const std::unique_ptr<node> gone(n);
       if (owner->opts_.removal_listener) {
-        pending.push_back(notice{std::move(handle.key()), std::move(handle.mapped().value), cause});
+        pending.push_back(notice{std::move(n->key), std::move(n->value), cause});
       }
     }
 
@@ -606,7 +695,7 @@ class cache {
     // Gives back the hash table's buckets and the heap's slots once most entries are gone (the
     // table never shrinks by itself). Cost: a pass over what is left, only when it is small.
     void compact() {
-      if (map.bucket_count() > 64 && map.size() * 8 < map.bucket_count()) map.rehash(0);
+      table.compact();
       if (heap.capacity() > 64 && heap.size() * 4 < heap.capacity()) heap.shrink_to_fit();
     }
 
@@ -660,7 +749,7 @@ class cache {
     void climb() {
       const std::size_t requests = sample_hits + sample_misses;
       // In bytes, the capacity says little about the entry count: sample by entries held.
-      if (requests < (by_bytes ? std::max<std::size_t>(10 * map.size(), 5000) : sample_size))
+      if (requests < (by_bytes ? std::max<std::size_t>(10 * table.size(), 5000) : sample_size))
         return;
       const double ratio = static_cast<double>(sample_hits) / static_cast<double>(requests);
       const double change = ratio - previous_hit_ratio;
@@ -735,13 +824,13 @@ class cache {
       }
       if (n->heap_index == npos) {
         heap.push_back(n);
-        n->heap_index = heap.size() - 1;
+        n->heap_index = static_cast<std::uint32_t>(heap.size() - 1);
       }
       heap_fix(n->heap_index);
     }
     void heap_place(std::size_t i, node* n) noexcept {
       heap[i] = n;
-      n->heap_index = i;
+      n->heap_index = static_cast<std::uint32_t>(i);
     }
     void heap_fix(std::size_t i) noexcept {
       node* n = heap[i];
@@ -874,6 +963,7 @@ class cache {
 
   options opts_;
   Hash hash_;
+  KeyEqual eq_;
   std::int64_t write_ttl_ = 0;
   std::int64_t access_ttl_ = 0;
   unsigned shard_shift_ = 64;
