@@ -257,7 +257,7 @@ class cache {
     std::optional<V> result;
     {
       std::lock_guard lock(s.mu);
-      if (node* n = s.lookup(key, h, t, pending)) result.emplace(n->value);
+      if (node* n = s.lookup(key, low(h), t, pending)) result.emplace(n->value);
     }
     notify(pending);
     return result;
@@ -279,8 +279,8 @@ class cache {
     bool erased = false;
     {
       std::lock_guard lock(s.mu);
-      if (node* n = s.table.find(key, h, eq_)) {
-        const bool expired = n->expires <= t;
+      if (node* n = s.table.find(key, low(h), eq_)) {
+        const bool expired = s.expires_of(n) <= t;
         s.remove(n, expired ? removal_cause::expired : removal_cause::explicit_, pending);
         erased = !expired;
       }
@@ -314,7 +314,7 @@ class cache {
     std::optional<V> hit;
     {
       std::lock_guard lock(s.mu);
-      if (node* n = s.lookup(key, h, t, pending)) {
+      if (node* n = s.lookup(key, low(h), t, pending)) {
         hit.emplace(n->value);
       } else {
         auto [it, inserted] = s.loading.try_emplace(key);
@@ -335,7 +335,7 @@ class cache {
       const std::int64_t loaded_at = now();
       std::lock_guard lock(s.mu);
       s.loading.erase(key);
-      s.insert(K(key), h, V(*value), 0, loaded_at, pending);
+      s.insert(K(key), low(h), V(*value), 0, loaded_at, pending);
     } catch (...) {
       {
         std::lock_guard lock(s.mu);
@@ -391,15 +391,22 @@ class cache {
     node* prev = nullptr;
     node* next = nullptr;
     std::size_t weight = 0;
-    std::uint64_t hash = 0;
-    std::int64_t expires = cache_detail::kNever;         // the effective deadline
     std::int64_t write_deadline = cache_detail::kNever;  // write time + write ttl
-    std::uint32_t heap_index = npos;
-    region where = region::window;
+    std::uint32_t hash = 0;  // the low half of hash_of(key): the table's and the sketch's hash
+    // The entry's slot in the deadline heap (which holds its effective deadline), npos if none.
+    std::uint32_t heap_index : 30 = npos;
+    region where : 2 = region::window;
 
     node(K&& k, V&& v) : key(std::move(k)), value(std::move(v)) {}
   };
-  static constexpr std::uint32_t npos = static_cast<std::uint32_t>(-1);
+  static constexpr std::uint32_t npos = (std::uint32_t{1} << 30) - 1;
+
+  // A slot of the deadline heap: an entry's effective deadline (kept here rather than in the node,
+  // so that a node without one does not pay for it and sifting reads no node).
+  struct deadline_slot {
+    std::int64_t expires;
+    node* n;
+  };
 
   // The shard's hash table: open addressing with linear probing over an array of node pointers,
   // with a parallel array of one-byte tags (0: empty; else 0x80 | 7 bits of the hash) so that a
@@ -414,7 +421,7 @@ class cache {
     std::size_t size() const noexcept { return count_; }
     std::size_t capacity() const noexcept { return tags_ ? mask_ + 1 : 0; }
 
-    node* find(const K& key, std::uint64_t h, const KeyEqual& eq) const {
+    node* find(const K& key, std::uint32_t h, const KeyEqual& eq) const {
       if (count_ == 0) return nullptr;
       const std::uint8_t tag = tag_of(h);
       for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
@@ -450,7 +457,7 @@ class cache {
     // Gives the arrays back once most entries are gone (the table never shrinks by itself).
     void compact() {
       if (capacity() > 64 && count_ * 8 < capacity()) {
-        rehash(std::max<std::size_t>(16, std::bit_ceil(count_ * 2)));
+        rehash(std::max<std::size_t>(16, std::bit_ceil(count_ * 4 / 3 + 1)));
       }
     }
     template <class F>
@@ -461,8 +468,8 @@ class cache {
     }
 
    private:
-    static std::uint8_t tag_of(std::uint64_t h) noexcept {
-      return static_cast<std::uint8_t>(0x80 | ((h >> 32) & 0x7f));
+    static std::uint8_t tag_of(std::uint32_t h) noexcept {
+      return static_cast<std::uint8_t>(0x80 | (h >> 25));
     }
     void place(node* n) noexcept {
       std::size_t i = n->hash & mask_;
@@ -495,7 +502,8 @@ class cache {
   // and a tag byte each (the table is at most 3/4 full, and at least 3/8 after growing; it does
   // not shrink by itself); and a slot of the deadline heap.
   static constexpr std::size_t entry_overhead = (sizeof(node) + sizeof(void*) + 15) / 16 * 16 +
-                                                (8 * (sizeof(node*) + 1) + 2) / 3 + sizeof(node*);
+                                                (8 * (sizeof(node*) + 1) + 2) / 3 +
+                                                sizeof(deadline_slot);
 
  private:
   struct notice {
@@ -536,7 +544,7 @@ class cache {
     hash_table table;  // owns the nodes (deleted by remove() and ~shard())
     std::unordered_map<K, std::shared_future<V>, Hash, KeyEqual> loading;
     list window, probation, protect;
-    std::vector<node*> heap;  // min-heap of entries with a deadline, by deadline
+    std::vector<deadline_slot> heap;  // min-heap of entries with a deadline, by deadline
     cache_detail::frequency_sketch sketch;
     std::size_t max_entries = 0, max_bytes = 0;   // this shard's share; 0 = unbounded
     std::size_t window_max = 0, protect_max = 0;  // in region units
@@ -569,21 +577,22 @@ class cache {
     // Finds a live entry and records the access; removes an expired one. Counts hit or miss.
     // t may be cache_detail::kUnread (see read_time()): the clock is read here, under the lock,
     // only if the entry has a deadline.
-    node* lookup(const K& key, std::uint64_t h, std::int64_t& t, notices& pending) {
+    node* lookup(const K& key, std::uint32_t h, std::int64_t& t, notices& pending) {
       node* n = table.find(key, h, owner->eq_);
       if (n == nullptr) {
         ++stats.misses;
         return nullptr;
       }
-      if (n->expires != cache_detail::kNever && t == cache_detail::kUnread) t = owner->now();
-      if (n->expires <= t) {
+      const std::int64_t expires = expires_of(n);
+      if (expires != cache_detail::kNever && t == cache_detail::kUnread) t = owner->now();
+      if (expires <= t) {
         remove(n, removal_cause::expired, pending);
         ++stats.misses;
         return nullptr;
       }
       ++stats.hits;
       ++sample_hits;
-      sketch.increment(h);
+      sketch.increment(n->hash);
       on_access(n);
       if (owner->access_ttl_ > 0) {
         set_deadline(n, std::min(n->write_deadline, cache_detail::deadline(t, owner->access_ttl_)));
@@ -623,7 +632,7 @@ class cache {
     }
 
     // ttl: 0 = the options' expire_after_write, > 0 = this entry's, < 0 = expired already.
-    void insert(K&& key, std::uint64_t h, V&& value, std::int64_t ttl, std::int64_t t,
+    void insert(K&& key, std::uint32_t h, V&& value, std::int64_t ttl, std::int64_t t,
                 notices& pending) {
       expire(t, pending);
       if (ttl < 0) {  // expired from the start: it replaces the old value and is gone at once
@@ -687,8 +696,8 @@ class cache {
     }
 
     void expire(std::int64_t t, notices& pending) {
-      while (!heap.empty() && heap.front()->expires <= t) {
-        remove(heap.front(), removal_cause::expired, pending);
+      while (!heap.empty() && heap.front().expires <= t) {
+        remove(heap.front().n, removal_cause::expired, pending);
       }
     }
 
@@ -816,44 +825,48 @@ class cache {
     }
 
     // --- the deadline heap ---
+    std::int64_t expires_of(const node* n) const noexcept {
+      return n->heap_index == npos ? cache_detail::kNever : heap[n->heap_index].expires;
+    }
     void set_deadline(node* n, std::int64_t deadline) {
-      n->expires = deadline;
       if (deadline == cache_detail::kNever) {
         if (n->heap_index != npos) heap_erase(n->heap_index);
         return;
       }
       if (n->heap_index == npos) {
-        heap.push_back(n);
-        n->heap_index = static_cast<std::uint32_t>(heap.size() - 1);
+        heap.push_back(deadline_slot{deadline, n});
+        n->heap_index = static_cast<std::uint32_t>(heap.size() - 1) & npos;
+      } else {
+        heap[n->heap_index].expires = deadline;
       }
       heap_fix(n->heap_index);
     }
-    void heap_place(std::size_t i, node* n) noexcept {
-      heap[i] = n;
-      n->heap_index = static_cast<std::uint32_t>(i);
+    void heap_place(std::size_t i, const deadline_slot& d) noexcept {
+      heap[i] = d;
+      d.n->heap_index = static_cast<std::uint32_t>(i) & npos;
     }
     void heap_fix(std::size_t i) noexcept {
-      node* n = heap[i];
-      while (i > 0 && heap[(i - 1) / 2]->expires > n->expires) {
+      const deadline_slot d = heap[i];
+      while (i > 0 && heap[(i - 1) / 2].expires > d.expires) {
         heap_place(i, heap[(i - 1) / 2]);
         i = (i - 1) / 2;
       }
       for (;;) {
         std::size_t c = 2 * i + 1;
         if (c >= heap.size()) break;
-        if (c + 1 < heap.size() && heap[c + 1]->expires < heap[c]->expires) ++c;
-        if (heap[c]->expires >= n->expires) break;
+        if (c + 1 < heap.size() && heap[c + 1].expires < heap[c].expires) ++c;
+        if (heap[c].expires >= d.expires) break;
         heap_place(i, heap[c]);
         i = c;
       }
-      heap_place(i, n);
+      heap_place(i, d);
     }
     void heap_erase(std::size_t i) noexcept {
-      node* gone = heap[i];
-      node* last = heap.back();
+      node* gone = heap[i].n;
+      const deadline_slot last = heap.back();
       heap.pop_back();
       gone->heap_index = npos;
-      if (last != gone) {
+      if (last.n != gone) {
         heap_place(i, last);
         heap_fix(i);
       }
@@ -925,6 +938,9 @@ class cache {
 
   // The key's hash, mixed again so that the top bits (the shard) and the sketch's rows are well
   // spread even for a Hash that is the identity, as std::hash<int> is.
+  // Its low half picks the slot in the shard's table and the sketch's counters (the shard is
+  // picked by the top bits).
+  static std::uint32_t low(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
   std::uint64_t hash_of(const K& key) const {
     return hash_detail::mix(static_cast<std::uint64_t>(hash_(key)), 0x6a09e667f3bcc909ull);
   }
@@ -950,7 +966,7 @@ class cache {
     notices pending;
     {
       std::lock_guard lock(s.mu);
-      s.insert(std::move(key), h, std::move(value), ttl, t, pending);
+      s.insert(std::move(key), low(h), std::move(value), ttl, t, pending);
     }
     notify(pending);
   }
