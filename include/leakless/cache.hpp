@@ -25,15 +25,16 @@
 // pin the cache by flooding colliding keys). A hit in probation promotes the entry to protected;
 // protected overflow demotes its least recent entries back to probation. The sketch is a 4-bit
 // count-min sketch, 4 rows in one table of 64-bit words (16 counters each, one word per entry of
-// capacity): every hit and every write counts the key, and after 10 counts per entry of capacity
-// all counters are halved, so that the sketch forgets old popularity (Caffeine's optional
-// doorkeeper is not implemented). The window's size adapts by hill climbing, as in Caffeine:
-// after each sample of 10 requests per entry of capacity (5,000 at least), it keeps moving in the
-// direction that raised the hit ratio and turns back when the ratio fell (it holds still when the
-// ratio did not change at all, where Caffeine keeps going), so a workload where recency matters
-// more than frequency gets a large window (cache_options::adaptive_window = false keeps it at 1%).
-// eviction::lru keeps a single LRU list. When both bounds are set the regions are sized in entries;
-// otherwise in the bound that is set.
+// capacity), laid out as Caffeine's in 64-byte blocks, a key's 4 counters in one: every hit and
+// every write counts the key, and after 10 counts per entry of capacity all counters are halved, so
+// that the sketch forgets old popularity (Caffeine's optional doorkeeper is not implemented). The
+// window's size adapts by hill climbing, as in Caffeine: after each sample of 10 requests per entry
+// of capacity (5,000 at least), it keeps moving in the direction that raised the hit ratio and
+// turns back when the ratio fell (it holds still when the ratio did not change at all, where
+// Caffeine keeps going), so a workload where recency matters more than frequency gets a large
+// window (cache_options::adaptive_window = false keeps it at 1%). eviction::lru keeps a single LRU
+// list. When both bounds are set the regions are sized in entries; otherwise in the bound that is
+// set.
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
 // key and value own; 0 when no weigher is given) plus entry_overhead: the node holding the key,
@@ -164,37 +165,44 @@ inline std::int64_t deadline(std::int64_t now, std::int64_t after) noexcept {
   return now + after;
 }
 
-// 4-bit count-min sketch: 4 rows sharing one table of 64-bit words of 16 counters each.
+// 4-bit count-min sketch in 64-byte blocks (Caffeine's layout): a key's 4 counters, one per
+// row, all lie in one block of 8 words picked by the key's hash, so counting a key touches one
+// cache line. Row i uses word 2i or 2i+1 of the block and one of its 16 counters, both picked by
+// byte i of a second hash of the key.
 class frequency_sketch {
  public:
   void ensure_capacity(std::size_t entries) {
     const std::size_t words = std::bit_ceil(std::max<std::size_t>(entries, 16));
-    if (words <= table_.size()) return;
-    table_.assign(words, 0);
-    mask_ = words - 1;
+    if (words <= capacity()) return;
+    table_.assign(words / 8, block{});
+    mask_ = words / 8 - 1;
     sample_size_ = 10 * std::max<std::size_t>(entries, 16);
     size_ = 0;
   }
-  std::size_t capacity() const noexcept { return table_.size(); }
+  std::size_t capacity() const noexcept { return 8 * table_.size(); }
 
   unsigned frequency(std::uint64_t h) const noexcept {
     if (table_.empty()) return 0;
-    const unsigned start = static_cast<unsigned>(h & 3) << 2;
+    const block& b = table_[block_of(h)];
+    const std::uint64_t c = counter_hash(h);
     unsigned f = 15;
     for (unsigned i = 0; i < 4; ++i) {
-      const std::uint64_t word = table_[index(h, i)];
-      f = std::min(f, static_cast<unsigned>((word >> ((start + i) << 2)) & 0xf));
+      const unsigned byte = static_cast<unsigned>(c >> (8 * i));
+      const std::uint64_t word = b.words[(byte & 1) + 2 * i];
+      f = std::min(f, static_cast<unsigned>((word >> (((byte >> 1) & 15) << 2)) & 0xf));
     }
     return f;
   }
 
   void increment(std::uint64_t h) noexcept {
     if (table_.empty()) return;
-    const unsigned start = static_cast<unsigned>(h & 3) << 2;
+    block& b = table_[block_of(h)];
+    const std::uint64_t c = counter_hash(h);
     bool added = false;
     for (unsigned i = 0; i < 4; ++i) {
-      std::uint64_t& word = table_[index(h, i)];
-      const unsigned shift = (start + i) << 2;
+      const unsigned byte = static_cast<unsigned>(c >> (8 * i));
+      std::uint64_t& word = b.words[(byte & 1) + 2 * i];
+      const unsigned shift = ((byte >> 1) & 15) << 2;
       if (((word >> shift) & 0xf) != 0xf) {
         word += std::uint64_t{1} << shift;
         added = true;
@@ -204,22 +212,29 @@ class frequency_sketch {
   }
 
  private:
-  std::size_t index(std::uint64_t h, unsigned row) const noexcept {
-    static constexpr std::uint64_t seeds[4] = {0xc3a5c85c97cb3127ull, 0xb492b66fbe98f273ull,
-                                               0x9ae16a3b2f90404full, 0xcbf29ce484222325ull};
-    return static_cast<std::size_t>(hash_detail::mix(h, seeds[row])) & mask_;
+  struct alignas(64) block {
+    std::uint64_t words[8] = {};
+  };
+
+  std::size_t block_of(std::uint64_t h) const noexcept {
+    return static_cast<std::size_t>(hash_detail::mix(h, 0xc3a5c85c97cb3127ull)) & mask_;
+  }
+  static std::uint64_t counter_hash(std::uint64_t h) noexcept {
+    return hash_detail::mix(h, 0xb492b66fbe98f273ull);
   }
   // Halves every counter (the "reset" that ages the sketch).
   void reset() noexcept {
     std::size_t odd = 0;
-    for (std::uint64_t& word : table_) {
-      odd += static_cast<std::size_t>(std::popcount(word & 0x1111111111111111ull));
-      word = (word >> 1) & 0x7777777777777777ull;
+    for (block& b : table_) {
+      for (std::uint64_t& word : b.words) {
+        odd += static_cast<std::size_t>(std::popcount(word & 0x1111111111111111ull));
+        word = (word >> 1) & 0x7777777777777777ull;
+      }
     }
     size_ = (size_ - (odd >> 2)) >> 1;
   }
 
-  std::vector<std::uint64_t> table_;
+  std::vector<block> table_;
   std::size_t mask_ = 0;
   std::size_t sample_size_ = 0;
   std::size_t size_ = 0;
