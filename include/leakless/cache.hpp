@@ -42,8 +42,9 @@
 // 8/3 slots of the shard's hash table and a slot of the deadline heap. So the bound is on the
 // memory the cache really holds, not on a count the caller made up, provided the weigher also
 // counts what the allocator adds to the key's and value's own blocks (a std::string of capacity 40
-// occupies a 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts into a cache of 8
-// MiB with empty strings leave 6.7 MiB allocated. stats().bytes is the current total weight.
+// occupies a 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts of uint64 keys and
+// empty strings into a cache of 8 MiB leave 7.85 MiB allocated (61,680 entries). stats().bytes is
+// the current total weight.
 //
 // Expiry. Each entry has a deadline: the earliest of write time + expire_after_write (or + the
 // per-entry ttl given to put, which replaces expire_after_write for that entry) and last access +
