@@ -25,24 +25,26 @@
 // pin the cache by flooding colliding keys). A hit in probation promotes the entry to protected;
 // protected overflow demotes its least recent entries back to probation. The sketch is a 4-bit
 // count-min sketch, 4 rows in one table of 64-bit words (16 counters each, one word per entry of
-// capacity): every hit and every write counts the key, and after 10 counts per entry of capacity
-// all counters are halved, so that the sketch forgets old popularity (Caffeine's optional
-// doorkeeper is not implemented). The window's size adapts by hill climbing, as in Caffeine:
-// after each sample of 10 requests per entry of capacity (5,000 at least), it keeps moving in the
-// direction that raised the hit ratio and turns back when the ratio fell (it holds still when the
-// ratio did not change at all, where Caffeine keeps going), so a workload where recency matters
-// more than frequency gets a large window (cache_options::adaptive_window = false keeps it at 1%).
-// eviction::lru keeps a single LRU list. When both bounds are set the regions are sized in entries;
-// otherwise in the bound that is set.
+// capacity), laid out as Caffeine's in 64-byte blocks, a key's 4 counters in one: every hit and
+// every write counts the key, and after 10 counts per entry of capacity all counters are halved, so
+// that the sketch forgets old popularity (Caffeine's optional doorkeeper is not implemented). The
+// window's size adapts by hill climbing, as in Caffeine: after each sample of 10 requests per entry
+// of capacity (5,000 at least), it keeps moving in the direction that raised the hit ratio and
+// turns back when the ratio fell (it holds still when the ratio did not change at all, where
+// Caffeine keeps going), so a workload where recency matters more than frequency gets a large
+// window (cache_options::adaptive_window = false keeps it at 1%). eviction::lru keeps a single LRU
+// list. When both bounds are set the regions are sized in entries; otherwise in the bound that is
+// set.
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
-// key and value own; 0 when no weigher is given) plus entry_overhead: the hash-table node holding
-// the key, the value and the entry's links (rounded up to malloc's granule, plus malloc's header),
-// up to two bucket slots and a slot of the deadline heap. So the bound is on the memory the cache
-// really holds, not on a count the caller made up, provided the weigher also counts what the
-// allocator adds to the key's and value's own blocks (a std::string of capacity 40 occupies a
-// 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts into a cache of 8 MiB with
-// empty strings leave 6.7 MiB allocated. stats().bytes is the current total weight.
+// key and value own; 0 when no weigher is given) plus entry_overhead: the node holding the key,
+// the value and the entry's links (rounded up to malloc's granule, plus malloc's header), up to
+// 8/3 slots of the shard's hash table and a slot of the deadline heap. So the bound is on the
+// memory the cache really holds, not on a count the caller made up, provided the weigher also
+// counts what the allocator adds to the key's and value's own blocks (a std::string of capacity 40
+// occupies a 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts of uint64 keys and
+// empty strings into a cache of 8 MiB leave 7.85 MiB allocated (61,680 entries). stats().bytes is
+// the current total weight.
 //
 // Expiry. Each entry has a deadline: the earliest of write time + expire_after_write (or + the
 // per-entry ttl given to put, which replaces expire_after_write for that entry) and last access +
@@ -54,7 +56,9 @@
 // background thread that runs cleanup() at that interval, so memory comes back even when nobody
 // reads or writes (cleanup() also shrinks a shard's hash table and heap once they are mostly
 // empty). Time comes from cache_options::clock (nanoseconds since any fixed epoch;
-// steady_clock by default), so tests can drive it by hand.
+// steady_clock by default), so tests can drive it by hand. A read calls the clock only when the
+// options give every entry a deadline or the entry it found has one (a per-entry ttl): a cache
+// without expiry never reads the time on its read path.
 //
 // Removal listener. cache_options::removal_listener(key, value, cause) is called for every entry
 // that leaves the cache, with the cause: size (evicted for the bounds), expired, explicit_
@@ -152,6 +156,8 @@ struct cache_stats {
 namespace cache_detail {
 
 inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+// A time not read yet (reads skip the clock while no entry can have a deadline).
+inline constexpr std::int64_t kUnread = std::numeric_limits<std::int64_t>::min();
 
 // a + b, clamped to kNever instead of overflowing; b <= 0 means "no deadline".
 inline std::int64_t deadline(std::int64_t now, std::int64_t after) noexcept {
@@ -160,37 +166,44 @@ inline std::int64_t deadline(std::int64_t now, std::int64_t after) noexcept {
   return now + after;
 }
 
-// 4-bit count-min sketch: 4 rows sharing one table of 64-bit words of 16 counters each.
+// 4-bit count-min sketch in 64-byte blocks (Caffeine's layout): a key's 4 counters, one per
+// row, all lie in one block of 8 words picked by the key's hash, so counting a key touches one
+// cache line. Row i uses word 2i or 2i+1 of the block and one of its 16 counters, both picked by
+// byte i of a second hash of the key.
 class frequency_sketch {
  public:
   void ensure_capacity(std::size_t entries) {
     const std::size_t words = std::bit_ceil(std::max<std::size_t>(entries, 16));
-    if (words <= table_.size()) return;
-    table_.assign(words, 0);
-    mask_ = words - 1;
+    if (words <= capacity()) return;
+    table_.assign(words / 8, block{});
+    mask_ = words / 8 - 1;
     sample_size_ = 10 * std::max<std::size_t>(entries, 16);
     size_ = 0;
   }
-  std::size_t capacity() const noexcept { return table_.size(); }
+  std::size_t capacity() const noexcept { return 8 * table_.size(); }
 
   unsigned frequency(std::uint64_t h) const noexcept {
     if (table_.empty()) return 0;
-    const unsigned start = static_cast<unsigned>(h & 3) << 2;
+    const block& b = table_[block_of(h)];
+    const std::uint64_t c = counter_hash(h);
     unsigned f = 15;
     for (unsigned i = 0; i < 4; ++i) {
-      const std::uint64_t word = table_[index(h, i)];
-      f = std::min(f, static_cast<unsigned>((word >> ((start + i) << 2)) & 0xf));
+      const unsigned byte = static_cast<unsigned>(c >> (8 * i));
+      const std::uint64_t word = b.words[(byte & 1) + 2 * i];
+      f = std::min(f, static_cast<unsigned>((word >> (((byte >> 1) & 15) << 2)) & 0xf));
     }
     return f;
   }
 
   void increment(std::uint64_t h) noexcept {
     if (table_.empty()) return;
-    const unsigned start = static_cast<unsigned>(h & 3) << 2;
+    block& b = table_[block_of(h)];
+    const std::uint64_t c = counter_hash(h);
     bool added = false;
     for (unsigned i = 0; i < 4; ++i) {
-      std::uint64_t& word = table_[index(h, i)];
-      const unsigned shift = (start + i) << 2;
+      const unsigned byte = static_cast<unsigned>(c >> (8 * i));
+      std::uint64_t& word = b.words[(byte & 1) + 2 * i];
+      const unsigned shift = ((byte >> 1) & 15) << 2;
       if (((word >> shift) & 0xf) != 0xf) {
         word += std::uint64_t{1} << shift;
         added = true;
@@ -200,22 +213,29 @@ class frequency_sketch {
   }
 
  private:
-  std::size_t index(std::uint64_t h, unsigned row) const noexcept {
-    static constexpr std::uint64_t seeds[4] = {0xc3a5c85c97cb3127ull, 0xb492b66fbe98f273ull,
-                                               0x9ae16a3b2f90404full, 0xcbf29ce484222325ull};
-    return static_cast<std::size_t>(hash_detail::mix(h, seeds[row])) & mask_;
+  struct alignas(64) block {
+    std::uint64_t words[8] = {};
+  };
+
+  std::size_t block_of(std::uint64_t h) const noexcept {
+    return static_cast<std::size_t>(hash_detail::mix(h, 0xc3a5c85c97cb3127ull)) & mask_;
+  }
+  static std::uint64_t counter_hash(std::uint64_t h) noexcept {
+    return hash_detail::mix(h, 0xb492b66fbe98f273ull);
   }
   // Halves every counter (the "reset" that ages the sketch).
   void reset() noexcept {
     std::size_t odd = 0;
-    for (std::uint64_t& word : table_) {
-      odd += static_cast<std::size_t>(std::popcount(word & 0x1111111111111111ull));
-      word = (word >> 1) & 0x7777777777777777ull;
+    for (block& b : table_) {
+      for (std::uint64_t& word : b.words) {
+        odd += static_cast<std::size_t>(std::popcount(word & 0x1111111111111111ull));
+        word = (word >> 1) & 0x7777777777777777ull;
+      }
     }
     size_ = (size_ - (odd >> 2)) >> 1;
   }
 
-  std::vector<std::uint64_t> table_;
+  std::vector<block> table_;
   std::size_t mask_ = 0;
   std::size_t sample_size_ = 0;
   std::size_t size_ = 0;
@@ -248,12 +268,12 @@ class cache {
   std::optional<V> get(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    const std::int64_t t = now();
+    std::int64_t t = read_time();
     notices pending;
     std::optional<V> result;
     {
       std::lock_guard lock(s.mu);
-      if (node* n = s.lookup(key, h, t, pending)) result.emplace(n->value);
+      if (node* n = s.lookup(key, low(h), t, pending)) result.emplace(n->value);
     }
     notify(pending);
     return result;
@@ -275,10 +295,9 @@ class cache {
     bool erased = false;
     {
       std::lock_guard lock(s.mu);
-      auto it = s.map.find(key);
-      if (it != s.map.end()) {
-        const bool expired = it->second.expires <= t;
-        s.remove(&it->second, expired ? removal_cause::expired : removal_cause::explicit_, pending);
+      if (node* n = s.table.find(key, low(h), eq_)) {
+        const bool expired = s.expires_of(n) <= t;
+        s.remove(n, expired ? removal_cause::expired : removal_cause::explicit_, pending);
         erased = !expired;
       }
     }
@@ -292,7 +311,7 @@ class cache {
     std::size_t total = 0;
     for (const auto& s : shards_) {
       std::lock_guard lock(s->mu);
-      total += s->map.size();
+      total += s->table.size();
     }
     return total;
   }
@@ -303,7 +322,7 @@ class cache {
   V get_or_load(const K& key, Loader&& load) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    const std::int64_t t = now();
+    std::int64_t t = read_time();
     notices pending;
     std::promise<V> promise;
     std::shared_future<V> future;
@@ -311,7 +330,7 @@ class cache {
     std::optional<V> hit;
     {
       std::lock_guard lock(s.mu);
-      if (node* n = s.lookup(key, h, t, pending)) {
+      if (node* n = s.lookup(key, low(h), t, pending)) {
         hit.emplace(n->value);
       } else {
         auto [it, inserted] = s.loading.try_emplace(key);
@@ -332,7 +351,7 @@ class cache {
       const std::int64_t loaded_at = now();
       std::lock_guard lock(s.mu);
       s.loading.erase(key);
-      s.insert(K(key), h, V(*value), 0, loaded_at, pending);
+      s.insert(K(key), low(h), V(*value), 0, loaded_at, pending);
     } catch (...) {
       {
         std::lock_guard lock(s.mu);
@@ -380,33 +399,127 @@ class cache {
  private:
   enum class region : std::uint8_t { window, probation, protect };
 
+  // An entry: one allocation of its own (so that its address is stable for the intrusive lists
+  // and the heap), found through the shard's table.
   struct node {
-    const K* key = nullptr;  // the key in the hash-table node that holds this node
+    K key;
     V value;
     node* prev = nullptr;
     node* next = nullptr;
     std::size_t weight = 0;
-    std::uint64_t hash = 0;
-    std::int64_t expires = cache_detail::kNever;         // the effective deadline
     std::int64_t write_deadline = cache_detail::kNever;  // write time + write ttl
-    std::size_t heap_index = npos;
-    region where = region::window;
+    std::uint32_t hash = 0;  // the low half of hash_of(key): the table's and the sketch's hash
+    // The entry's slot in the deadline heap (which holds its effective deadline), npos if none.
+    std::uint32_t heap_index : 30 = npos;
+    region where : 2 = region::window;
 
-    explicit node(V&& v) : value(std::move(v)) {}
+    node(K&& k, V&& v) : key(std::move(k)), value(std::move(v)) {}
   };
-  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  static constexpr std::uint32_t npos = (std::uint32_t{1} << 30) - 1;
 
-  using map_type = std::unordered_map<K, node, Hash, KeyEqual>;
+  // A slot of the deadline heap: an entry's effective deadline (kept here rather than in the node,
+  // so that a node without one does not pay for it and sifting reads no node).
+  struct deadline_slot {
+    std::int64_t expires;
+    node* n;
+  };
+
+  // The shard's hash table: open addressing with linear probing over an array of node pointers,
+  // with a parallel array of one-byte tags (0: empty; else 0x80 | 7 bits of the hash) so that a
+  // probe compares keys only on a tag match. The hash is computed once per operation and kept in
+  // the node; deletion shifts the following entries back (no tombstones). At most 3/4 full.
+  class hash_table {
+   public:
+    hash_table() = default;
+    hash_table(const hash_table&) = delete;
+    hash_table& operator=(const hash_table&) = delete;
+
+    std::size_t size() const noexcept { return count_; }
+    std::size_t capacity() const noexcept { return tags_ ? mask_ + 1 : 0; }
+
+    node* find(const K& key, std::uint32_t h, const KeyEqual& eq) const {
+      if (count_ == 0) return nullptr;
+      const std::uint8_t tag = tag_of(h);
+      for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+        const std::uint8_t t = tags_[i];
+        if (t == 0) return nullptr;
+        if (t == tag && eq(slots_[i]->key, key)) return slots_[i];
+      }
+    }
+    // Makes room for one more entry (call before allocating it, so that a failure leaks nothing).
+    void reserve_one() {
+      if ((count_ + 1) * 4 > capacity() * 3) rehash(std::max<std::size_t>(16, 2 * capacity()));
+    }
+    // Adds n (its key absent); reserve_one() first.
+    void insert(node* n) noexcept {
+      place(n);
+      ++count_;
+    }
+    void erase(const node* n) noexcept {
+      std::size_t i = n->hash & mask_;
+      while (slots_[i] != n) i = (i + 1) & mask_;
+      for (std::size_t j = (i + 1) & mask_; tags_[j] != 0; j = (j + 1) & mask_) {
+        const std::size_t home = slots_[j]->hash & mask_;
+        // The entry at j stays if its home lies cyclically in (i, j].
+        if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
+        tags_[i] = tags_[j];
+        slots_[i] = slots_[j];
+        i = j;
+      }
+      tags_[i] = 0;
+      slots_[i] = nullptr;
+      --count_;
+    }
+    // Gives the arrays back once most entries are gone (the table never shrinks by itself).
+    void compact() {
+      if (capacity() > 64 && count_ * 8 < capacity()) {
+        rehash(std::max<std::size_t>(16, std::bit_ceil(count_ * 4 / 3 + 1)));
+      }
+    }
+    template <class F>
+    void for_each(F f) const {
+      for (std::size_t i = 0; i < capacity(); ++i) {
+        if (tags_[i] != 0) f(slots_[i]);
+      }
+    }
+
+   private:
+    static std::uint8_t tag_of(std::uint32_t h) noexcept {
+      return static_cast<std::uint8_t>(0x80 | (h >> 25));
+    }
+    void place(node* n) noexcept {
+      std::size_t i = n->hash & mask_;
+      while (tags_[i] != 0) i = (i + 1) & mask_;
+      tags_[i] = tag_of(n->hash);
+      slots_[i] = n;
+    }
+    void rehash(std::size_t cap) {
+      auto tags = std::make_unique<std::uint8_t[]>(cap);
+      auto slots = std::make_unique<node*[]>(cap);
+      const std::size_t old_cap = capacity();
+      std::swap(tags, tags_);
+      std::swap(slots, slots_);
+      mask_ = cap - 1;
+      for (std::size_t i = 0; i < old_cap; ++i) {
+        if (tags[i] != 0) place(slots[i]);
+      }
+    }
+
+    std::unique_ptr<std::uint8_t[]> tags_;
+    std::unique_ptr<node*[]> slots_;
+    std::size_t mask_ = 0;
+    std::size_t count_ = 0;
+  };
 
  public:
   // The bytes charged per entry on top of the weigher's answer, an upper estimate of what the
-  // cache itself holds per entry: the hash-table node (key, value, the entry's links and deadline,
-  // the table's next pointer and cached hash) rounded up to malloc's 16-byte granule, malloc's own
-  // header, up to two bucket slots (the table's load factor is at most 1 and it does not shrink)
-  // and a slot of the deadline heap.
-  static constexpr std::size_t entry_overhead =
-      (sizeof(typename map_type::value_type) + 2 * sizeof(void*) + 15) / 16 * 16 + sizeof(void*) +
-      2 * sizeof(void*) + sizeof(void*);
+  // cache itself holds per entry: the node (key, value, the entry's links and deadline) with
+  // malloc's header, rounded up to malloc's 16-byte granule; up to 8/3 table slots of a pointer
+  // and a tag byte each (the table is at most 3/4 full, and at least 3/8 after growing; it does
+  // not shrink by itself); and a slot of the deadline heap.
+  static constexpr std::size_t entry_overhead = (sizeof(node) + sizeof(void*) + 15) / 16 * 16 +
+                                                (8 * (sizeof(node*) + 1) + 2) / 3 +
+                                                sizeof(deadline_slot);
 
  private:
   struct notice {
@@ -444,10 +557,10 @@ class cache {
   struct shard {
     const cache* owner = nullptr;
     mutable std::mutex mu;
-    map_type map;
+    hash_table table;  // owns the nodes (deleted by remove() and ~shard())
     std::unordered_map<K, std::shared_future<V>, Hash, KeyEqual> loading;
     list window, probation, protect;
-    std::vector<node*> heap;  // min-heap of entries with a deadline, by deadline
+    std::vector<deadline_slot> heap;  // min-heap of entries with a deadline, by deadline
     cache_detail::frequency_sketch sketch;
     std::size_t max_entries = 0, max_bytes = 0;   // this shard's share; 0 = unbounded
     std::size_t window_max = 0, protect_max = 0;  // in region units
@@ -461,31 +574,41 @@ class cache {
     std::uint64_t rng = 0x9e3779b97f4a7c15ull;
     counters stats;
 
+    shard() = default;
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+    ~shard() {
+      table.for_each([](node* n) { delete n; });
+    }
+
     std::size_t units(const node* n) const noexcept { return by_bytes ? n->weight : 1; }
     list& list_of(region r) noexcept {
       return r == region::window ? window : r == region::probation ? probation : protect;
     }
     bool over() const noexcept {
-      return (max_entries != 0 && map.size() > max_entries) ||
+      return (max_entries != 0 && table.size() > max_entries) ||
              (max_bytes != 0 && bytes > max_bytes);
     }
 
     // Finds a live entry and records the access; removes an expired one. Counts hit or miss.
-    node* lookup(const K& key, std::uint64_t h, std::int64_t t, notices& pending) {
-      auto it = map.find(key);
-      if (it == map.end()) {
+    // t may be cache_detail::kUnread (see read_time()): the clock is read here, under the lock,
+    // only if the entry has a deadline.
+    node* lookup(const K& key, std::uint32_t h, std::int64_t& t, notices& pending) {
+      node* n = table.find(key, h, owner->eq_);
+      if (n == nullptr) {
         ++stats.misses;
         return nullptr;
       }
-      node* n = &it->second;
-      if (n->expires <= t) {
+      const std::int64_t expires = expires_of(n);
+      if (expires != cache_detail::kNever && t == cache_detail::kUnread) t = owner->now();
+      if (expires <= t) {
         remove(n, removal_cause::expired, pending);
         ++stats.misses;
         return nullptr;
       }
       ++stats.hits;
       ++sample_hits;
-      sketch.increment(h);
+      sketch.increment(n->hash);
       on_access(n);
       if (owner->access_ttl_ > 0) {
         set_deadline(n, std::min(n->write_deadline, cache_detail::deadline(t, owner->access_ttl_)));
@@ -525,12 +648,12 @@ class cache {
     }
 
     // ttl: 0 = the options' expire_after_write, > 0 = this entry's, < 0 = expired already.
-    void insert(K&& key, std::uint64_t h, V&& value, std::int64_t ttl, std::int64_t t,
+    void insert(K&& key, std::uint32_t h, V&& value, std::int64_t ttl, std::int64_t t,
                 notices& pending) {
       expire(t, pending);
       if (ttl < 0) {  // expired from the start: it replaces the old value and is gone at once
-        auto old = map.find(key);
-        if (old != map.end()) remove(&old->second, removal_cause::replaced, pending);
+        if (node* old = table.find(key, h, owner->eq_))
+          remove(old, removal_cause::replaced, pending);
         ++stats.expirations;
         if (owner->opts_.removal_listener) {
           pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
@@ -543,10 +666,8 @@ class cache {
       const std::int64_t write_deadline = cache_detail::deadline(t, write_ttl);
       const std::int64_t deadline =
           std::min(write_deadline, cache_detail::deadline(t, owner->access_ttl_));
-      auto it = map.find(key);
-      node* n;
-      if (it != map.end()) {
-        n = &it->second;
+      node* n = table.find(key, h, owner->eq_);
+      if (n != nullptr) {
         if (owner->opts_.removal_listener) {
           pending.push_back(notice{std::move(key), std::move(n->value), removal_cause::replaced});
         }
@@ -558,14 +679,13 @@ class cache {
         l.push_back(n, units(n));
         on_access(n);
       } else {
-        if (sketch.capacity() < map.size() + 1 && max_entries == 0) {
-          sketch.ensure_capacity(2 * (map.size() + 1));
+        if (sketch.capacity() < table.size() + 1 && max_entries == 0) {
+          sketch.ensure_capacity(2 * (table.size() + 1));
         }
-        auto [pos, inserted] = map.try_emplace(std::move(key), std::move(value));
-        (void)inserted;
-        n = &pos->second;
-        n->key = &pos->first;
+        table.reserve_one();
+        n = new node(std::move(key), std::move(value));
         n->hash = h;
+        table.insert(n);
         n->weight = weight;
         bytes += weight;
         window.push_back(n, units(n));
@@ -584,22 +704,23 @@ class cache {
       bytes -= n->weight;
       if (cause == removal_cause::size) ++stats.evictions;
       if (cause == removal_cause::expired) ++stats.expirations;
-      auto handle = map.extract(*n->key);
+      table.erase(n);
+      const std::unique_ptr<node> gone(n);
       if (owner->opts_.removal_listener) {
-        pending.push_back(notice{std::move(handle.key()), std::move(handle.mapped().value), cause});
+        pending.push_back(notice{std::move(n->key), std::move(n->value), cause});
       }
     }
 
     void expire(std::int64_t t, notices& pending) {
-      while (!heap.empty() && heap.front()->expires <= t) {
-        remove(heap.front(), removal_cause::expired, pending);
+      while (!heap.empty() && heap.front().expires <= t) {
+        remove(heap.front().n, removal_cause::expired, pending);
       }
     }
 
     // Gives back the hash table's buckets and the heap's slots once most entries are gone (the
     // table never shrinks by itself). Cost: a pass over what is left, only when it is small.
     void compact() {
-      if (map.bucket_count() > 64 && map.size() * 8 < map.bucket_count()) map.rehash(0);
+      table.compact();
       if (heap.capacity() > 64 && heap.size() * 4 < heap.capacity()) heap.shrink_to_fit();
     }
 
@@ -653,7 +774,7 @@ class cache {
     void climb() {
       const std::size_t requests = sample_hits + sample_misses;
       // In bytes, the capacity says little about the entry count: sample by entries held.
-      if (requests < (by_bytes ? std::max<std::size_t>(10 * map.size(), 5000) : sample_size))
+      if (requests < (by_bytes ? std::max<std::size_t>(10 * table.size(), 5000) : sample_size))
         return;
       const double ratio = static_cast<double>(sample_hits) / static_cast<double>(requests);
       const double change = ratio - previous_hit_ratio;
@@ -720,44 +841,48 @@ class cache {
     }
 
     // --- the deadline heap ---
+    std::int64_t expires_of(const node* n) const noexcept {
+      return n->heap_index == npos ? cache_detail::kNever : heap[n->heap_index].expires;
+    }
     void set_deadline(node* n, std::int64_t deadline) {
-      n->expires = deadline;
       if (deadline == cache_detail::kNever) {
         if (n->heap_index != npos) heap_erase(n->heap_index);
         return;
       }
       if (n->heap_index == npos) {
-        heap.push_back(n);
-        n->heap_index = heap.size() - 1;
+        heap.push_back(deadline_slot{deadline, n});
+        n->heap_index = static_cast<std::uint32_t>(heap.size() - 1) & npos;
+      } else {
+        heap[n->heap_index].expires = deadline;
       }
       heap_fix(n->heap_index);
     }
-    void heap_place(std::size_t i, node* n) noexcept {
-      heap[i] = n;
-      n->heap_index = i;
+    void heap_place(std::size_t i, const deadline_slot& d) noexcept {
+      heap[i] = d;
+      d.n->heap_index = static_cast<std::uint32_t>(i) & npos;
     }
     void heap_fix(std::size_t i) noexcept {
-      node* n = heap[i];
-      while (i > 0 && heap[(i - 1) / 2]->expires > n->expires) {
+      const deadline_slot d = heap[i];
+      while (i > 0 && heap[(i - 1) / 2].expires > d.expires) {
         heap_place(i, heap[(i - 1) / 2]);
         i = (i - 1) / 2;
       }
       for (;;) {
         std::size_t c = 2 * i + 1;
         if (c >= heap.size()) break;
-        if (c + 1 < heap.size() && heap[c + 1]->expires < heap[c]->expires) ++c;
-        if (heap[c]->expires >= n->expires) break;
+        if (c + 1 < heap.size() && heap[c + 1].expires < heap[c].expires) ++c;
+        if (heap[c].expires >= d.expires) break;
         heap_place(i, heap[c]);
         i = c;
       }
-      heap_place(i, n);
+      heap_place(i, d);
     }
     void heap_erase(std::size_t i) noexcept {
-      node* gone = heap[i];
-      node* last = heap.back();
+      node* gone = heap[i].n;
+      const deadline_slot last = heap.back();
       heap.pop_back();
       gone->heap_index = npos;
-      if (last != gone) {
+      if (last.n != gone) {
         heap_place(i, last);
         heap_fix(i);
       }
@@ -829,6 +954,9 @@ class cache {
 
   // The key's hash, mixed again so that the top bits (the shard) and the sketch's rows are well
   // spread even for a Hash that is the identity, as std::hash<int> is.
+  // Its low half picks the slot in the shard's table and the sketch's counters (the shard is
+  // picked by the top bits).
+  static std::uint32_t low(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
   std::uint64_t hash_of(const K& key) const {
     return hash_detail::mix(static_cast<std::uint64_t>(hash_(key)), 0x6a09e667f3bcc909ull);
   }
@@ -840,6 +968,13 @@ class cache {
         .count();
   }
 
+  // The time for a read: now() when the options make every entry expire, else kUnread, and
+  // lookup() reads the clock itself if the entry found has a deadline (a per-entry ttl). A read
+  // of an entry without a deadline thus never calls the clock.
+  std::int64_t read_time() const {
+    return write_ttl_ > 0 || access_ttl_ > 0 ? now() : cache_detail::kUnread;
+  }
+
   void put_impl(K&& key, V&& value, std::int64_t ttl) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
@@ -847,7 +982,7 @@ class cache {
     notices pending;
     {
       std::lock_guard lock(s.mu);
-      s.insert(std::move(key), h, std::move(value), ttl, t, pending);
+      s.insert(std::move(key), low(h), std::move(value), ttl, t, pending);
     }
     notify(pending);
   }
@@ -860,6 +995,7 @@ class cache {
 
   options opts_;
   Hash hash_;
+  KeyEqual eq_;
   std::int64_t write_ttl_ = 0;
   std::int64_t access_ttl_ = 0;
   unsigned shard_shift_ = 64;

@@ -1,7 +1,8 @@
 // Single-threaded tests of leakless::cache: the entry and byte bounds, exact LRU order, W-TinyLFU
 // keeping a popular key through a scan of one-hit keys, hit ratios on a seeded Zipf(0.99) stream,
 // expiry after write / after access / per-entry ttl on a clock the test moves by hand (no sleeps),
-// and the cause given to the removal listener for each way an entry leaves.
+// reads that skip the clock when nothing can expire, the hash table against a std::map (also with
+// a hash of 16 values), and the cause given to the removal listener for each way an entry leaves.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,6 +10,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -318,6 +321,78 @@ TEST(CacheBasic, ExpiredEntriesNeverReturned) {
     }
     if (step % 10 == 0) clock.advance(1s);
   }
+}
+
+// The shard's open-addressing table against a std::map, through random puts, erases and gets,
+// with a hash of only 16 values (long probe runs, so that erasing shifts many entries back) and
+// with the default hash.
+struct sixteen_hashes {
+  std::size_t operator()(int k) const noexcept { return static_cast<std::size_t>(k % 16); }
+};
+
+template <class Hash>
+void check_against_map() {
+  leakless::cache_options opts;
+  opts.shards = 1;
+  leakless::cache<int, int, Hash> c(opts);
+  std::map<int, int> model;
+  std::mt19937 rng(11);
+  for (int step = 0; step < 40000; ++step) {
+    const int k = static_cast<int>(rng() % 600);
+    switch (rng() % 3) {
+      case 0:
+        c.put(k, step);
+        model[k] = step;
+        break;
+      case 1:
+        ASSERT_EQ(c.erase(k), model.erase(k) == 1);
+        break;
+      default: {
+        const auto it = model.find(k);
+        ASSERT_EQ(c.get(k), it == model.end() ? std::nullopt : std::optional<int>(it->second));
+      }
+    }
+    ASSERT_EQ(c.size(), model.size());
+  }
+  for (const auto& [k, v] : model) ASSERT_EQ(c.get(k), v);
+  c.cleanup();  // shrinks the table once mostly empty
+  for (int k = 0; k < 600; ++k) c.erase(k);
+  EXPECT_EQ(c.size(), 0u);
+  c.cleanup();
+  c.put(7, 70);
+  EXPECT_EQ(c.get(7), 70);
+}
+
+TEST(CacheBasic, TableAgreesWithAMap) {
+  check_against_map<sixteen_hashes>();
+  check_against_map<leakless::hash<int>>();
+}
+
+// Without expiry in the options, a read of an entry without a deadline does not call the clock;
+// an entry given its own ttl is still checked against it.
+TEST(CacheBasic, ReadsSkipTheClockUnlessADeadlineCanApply) {
+  manual_clock clock;
+  std::atomic<int> reads{0};
+  leakless::cache_options opts;
+  opts.max_entries = 100;
+  opts.clock = [&] {
+    ++reads;
+    return std::chrono::nanoseconds(clock.ns.load());
+  };
+  leakless::cache<int, int> c(opts);
+  c.put(1, 10);
+  reads = 0;
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(c.get(1), 10);
+  EXPECT_FALSE(c.get(2).has_value());
+  EXPECT_EQ(c.get_or_load(1, [](int) { return 0; }), 10);
+  EXPECT_EQ(reads.load(), 0);
+  c.put(3, 30, 5s);
+  EXPECT_EQ(c.get(3), 30);
+  EXPECT_GT(reads.load(), 0);
+  clock.advance(5s);
+  EXPECT_FALSE(c.get(3).has_value());
+  EXPECT_EQ(c.get(1), 10);
+  EXPECT_EQ(c.stats().expirations, 1u);
 }
 
 TEST(CacheBasic, GetOrLoadReloadsExpiredEntries) {
