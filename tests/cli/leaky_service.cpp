@@ -7,8 +7,10 @@
 // large but steady), adds a user
 // record to a registry that is never pruned (the fast leak, in add_user, through std::vector), and
 // every other request appends to a log it never trims (the slow leak, in remember_event). The
-// rates are printed so the test can compare. Usage: leaky_service SECONDS. Built with -g so the
-// profile names functions and lines.
+// rates are printed so the test can compare. With `plateau` both stop growing after the first
+// 30% of the run and only the churn goes on: memory that grew to a plateau and stays, which is
+// not a leak. Usage: leaky_service SECONDS [plateau]. Built with -g so the profile names
+// functions and lines.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -55,14 +57,19 @@ __attribute__((noinline)) void handle_request(int id) {
 
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 12;
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  const bool plateau = argc > 2 && std::string(argv[2]) == "plateau";
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::duration<double>(seconds);
+  const auto growth_end = plateau ? start + std::chrono::duration<double>(0.3 * seconds) : end;
   // The window is full from the start, so its memory is large but steady throughout.
   for (std::size_t i = 0; i < kWindow; ++i) handle_request(-1);
   int id = 0;
-  while (std::chrono::steady_clock::now() < end) {
+  for (auto now = start; now < end; now = std::chrono::steady_clock::now()) {
     handle_request(id);
-    add_user(id);
-    if (id % 2 == 0) remember_event(id);
+    if (now < growth_end) {
+      add_user(id);
+      if (id % 2 == 0) remember_event(id);
+    }
     ++id;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

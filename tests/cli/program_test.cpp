@@ -5,7 +5,8 @@
 // LEAKLESS_HEAP_INTERVAL=1, writing a profile a second; `leakless leaks --json` must rank the fast
 // leak first and name both by function and by the line marked in the program's source, and leave
 // the churn out; `leakless top` on the last profile must print the table `go tool pprof -top`
-// prints. For `snapshot PID`, the service runs in the background: once its dump signal handler is
+// prints. Run with `plateau`, its growth stops after the first 30% of the run, and `leaks` must
+// name no suspect. For `snapshot PID`, the service runs in the background: once its dump signal handler is
 // installed (SigCgt in /proc/PID/status), the snapshot must copy the new profile it writes; a
 // process without LEAKLESS_HEAP_PROFILE, or without the library, is a clear error.
 #include <signal.h>
@@ -156,6 +157,23 @@ TEST_F(CliProgram, RealSeriesRanksTwoLeaksByRateAndNamesTheirLines) {
   const std::string theirs = leakless::test::read_file(dir_ / "go" / "out.out");
   EXPECT_EQ(leakless::test::top_table(top.out), leakless::test::top_table(theirs));
   EXPECT_NE(top.out.find("add_user"), std::string::npos);
+}
+
+TEST_F(CliProgram, RealSeriesThatGrewToAPlateauNamesNoSuspect) {
+  // Both leaks grow for the first 30% of the run, then only the steady churn goes on.
+  const run_result service =
+      leakless::test::run_program({LEAKLESS_SERVICE, "12", "plateau"},
+                                  {{"LD_PRELOAD", LEAKLESS_LIBRARY},
+                                   {"LEAKLESS_HEAP_PROFILE", (dir_ / "profiles" / "svc").string()},
+                                   {"LEAKLESS_HEAP_INTERVAL", "1"}},
+                                  dir_);
+  ASSERT_EQ(service.exit_code, 0) << service.err;
+
+  const run_result r = cli({"leaks", "--json", (dir_ / "profiles").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j["snapshots"].get<int>(), 10);
+  EXPECT_TRUE(j["suspects"].empty()) << r.out;
 }
 
 TEST_F(CliProgram, SnapshotByPid) {
