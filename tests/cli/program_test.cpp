@@ -6,9 +6,10 @@
 // leak first and name both by function and by the line marked in the program's source, and leave
 // the churn out; `leakless top` on the last profile must print the table `go tool pprof -top`
 // prints. Run with `plateau`, its growth stops after the first 30% of the run, and `leaks` must
-// name no suspect. For `snapshot PID`, the service runs in the background: once its dump signal handler is
-// installed (SigCgt in /proc/PID/status), the snapshot must copy the new profile it writes; a
-// process without LEAKLESS_HEAP_PROFILE, or without the library, is a clear error.
+// name no suspect; run with `hidden`, a slow leak under heavy churn must be the one suspect. For
+// `snapshot PID`, the service runs in the background: once its dump signal handler is installed
+// (SigCgt in /proc/PID/status), the snapshot must copy the new profile it writes; a process without
+// LEAKLESS_HEAP_PROFILE, or without the library, is a clear error.
 #include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -174,6 +175,25 @@ TEST_F(CliProgram, RealSeriesThatGrewToAPlateauNamesNoSuspect) {
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_GE(j["snapshots"].get<int>(), 10);
   EXPECT_TRUE(j["suspects"].empty()) << r.out;
+}
+
+TEST_F(CliProgram, RealSeriesFindsASlowLeakUnderHeavyChurn) {
+  const run_result service =
+      leakless::test::run_program({LEAKLESS_SERVICE, "12", "hidden"},
+                                  {{"LD_PRELOAD", LEAKLESS_LIBRARY},
+                                   {"LEAKLESS_HEAP_PROFILE", (dir_ / "profiles" / "svc").string()},
+                                   {"LEAKLESS_HEAP_INTERVAL", "1"}},
+                                  dir_);
+  ASSERT_EQ(service.exit_code, 0) << service.err;
+
+  const run_result r = cli({"leaks", "--json", (dir_ / "profiles").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["suspects"].size(), 1u) << r.out;
+  EXPECT_NE(j["suspects"][0]["function"].get<std::string>().find("remember_event"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(j["suspects"][0]["line"], marked_line("the slow leak's line"));
 }
 
 TEST_F(CliProgram, SnapshotByPid) {
