@@ -17,8 +17,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -54,6 +56,29 @@ class CliProgram : public ::testing::Test {
   run_result cli(std::vector<std::string> args) {
     args.insert(args.begin(), LEAKLESS_CLI);
     return leakless::test::run_program(args, {}, dir_);
+  }
+
+  // Runs the service for 12 s with `mode` ("", "plateau" or "hidden") under the preload library,
+  // writing a heap profile a second into profiles/, with `env` added; then `leakless leaks --json`
+  // over that series. Returns its output and the parsed object (null after a reported failure).
+  std::pair<std::string, nlohmann::json> leaks_of_real_series(
+      const std::string& mode, std::map<std::string, std::string> env = {}) {
+    env.insert({{"LD_PRELOAD", LEAKLESS_LIBRARY},
+                {"LEAKLESS_HEAP_PROFILE", (dir_ / "profiles" / "svc").string()},
+                {"LEAKLESS_HEAP_INTERVAL", "1"}});
+    std::vector<std::string> argv = {LEAKLESS_SERVICE, "12"};
+    if (!mode.empty()) argv.push_back(mode);
+    const run_result service = leakless::test::run_program(argv, env, dir_);
+    if (service.exit_code != 0) {
+      ADD_FAILURE() << "the service failed: " << service.err;
+      return {};
+    }
+    const run_result r = cli({"leaks", "--json", (dir_ / "profiles").string()});
+    if (r.exit_code != 0) {
+      ADD_FAILURE() << "leaks failed: " << r.err;
+      return {};
+    }
+    return {r.out, nlohmann::json::parse(r.out)};
   }
 
   // Starts the service in the background with `env` added to the environment.
@@ -104,24 +129,15 @@ bool catches(pid_t pid, int sig) {
 }
 
 TEST_F(CliProgram, RealSeriesRanksTwoLeaksByRateAndNamesTheirLines) {
-  const run_result service =
-      leakless::test::run_program({LEAKLESS_SERVICE, "12"},
-                                  {{"LD_PRELOAD", LEAKLESS_LIBRARY},
-                                   {"LEAKLESS_HEAP_PROFILE", (dir_ / "profiles" / "svc").string()},
-                                   {"LEAKLESS_HEAP_INTERVAL", "1"}},
-                                  dir_);
-  ASSERT_EQ(service.exit_code, 0) << service.err;
-
-  const run_result r = cli({"leaks", "--json", (dir_ / "profiles").string()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const auto [out, j] = leaks_of_real_series("");
+  ASSERT_FALSE(j.is_null());
   EXPECT_GE(j["snapshots"].get<int>(), 10);
   const nlohmann::json& suspects = j["suspects"];
-  ASSERT_GE(suspects.size(), 2u) << r.out;
+  ASSERT_GE(suspects.size(), 2u) << out;
   const std::string fast = suspects[0]["function"];
   const std::string slow = suspects[1]["function"];
-  EXPECT_NE(fast.find("add_user"), std::string::npos) << r.out;
-  EXPECT_NE(slow.find("remember_event"), std::string::npos) << r.out;
+  EXPECT_NE(fast.find("add_user"), std::string::npos) << out;
+  EXPECT_NE(slow.find("remember_event"), std::string::npos) << out;
   EXPECT_EQ(suspects[0]["line"], marked_line("the fast leak's line"));
   EXPECT_EQ(suspects[1]["line"], marked_line("the slow leak's line"));
   EXPECT_EQ(suspects[0]["file"], LEAKLESS_SERVICE_SOURCE);
@@ -130,7 +146,7 @@ TEST_F(CliProgram, RealSeriesRanksTwoLeaksByRateAndNamesTheirLines) {
             1.5 * suspects[1]["growth_bytes_per_min"].get<double>());
   for (const nlohmann::json& s : suspects) {
     EXPECT_EQ(s["function"].get<std::string>().find("handle_request"), std::string::npos)
-        << "steady churn named a suspect: " << r.out;
+        << "steady churn named a suspect: " << out;
     // The full stack is kept: the std::vector / std::list internals under the named frame.
     EXPECT_GT(s["stack"].size(), 2u);
     EXPECT_NE(s["verdict"].get<std::string>().find("never released"), std::string::npos);
@@ -164,38 +180,19 @@ TEST_F(CliProgram, RealSeriesThatGrewToAPlateauNamesNoSuspect) {
   // Both leaks grow for the first 15% of the run, then only the steady churn goes on. Sampled
   // every 128 KiB, so that the plateau is told from a slow leak by the data, not by luck; the slow
   // leak test below keeps the default period.
-  const run_result service =
-      leakless::test::run_program({LEAKLESS_SERVICE, "12", "plateau"},
-                                  {{"LD_PRELOAD", LEAKLESS_LIBRARY},
-                                   {"LEAKLESS_SAMPLE_RATE", "131072"},
-                                   {"LEAKLESS_HEAP_PROFILE", (dir_ / "profiles" / "svc").string()},
-                                   {"LEAKLESS_HEAP_INTERVAL", "1"}},
-                                  dir_);
-  ASSERT_EQ(service.exit_code, 0) << service.err;
-
-  const run_result r = cli({"leaks", "--json", (dir_ / "profiles").string()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const auto [out, j] = leaks_of_real_series("plateau", {{"LEAKLESS_SAMPLE_RATE", "131072"}});
+  ASSERT_FALSE(j.is_null());
   EXPECT_GE(j["snapshots"].get<int>(), 10);
-  EXPECT_TRUE(j["suspects"].empty()) << r.out;
+  EXPECT_TRUE(j["suspects"].empty()) << out;
 }
 
 TEST_F(CliProgram, RealSeriesFindsASlowLeakUnderHeavyChurn) {
-  const run_result service =
-      leakless::test::run_program({LEAKLESS_SERVICE, "12", "hidden"},
-                                  {{"LD_PRELOAD", LEAKLESS_LIBRARY},
-                                   {"LEAKLESS_HEAP_PROFILE", (dir_ / "profiles" / "svc").string()},
-                                   {"LEAKLESS_HEAP_INTERVAL", "1"}},
-                                  dir_);
-  ASSERT_EQ(service.exit_code, 0) << service.err;
-
-  const run_result r = cli({"leaks", "--json", (dir_ / "profiles").string()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const nlohmann::json j = nlohmann::json::parse(r.out);
-  ASSERT_EQ(j["suspects"].size(), 1u) << r.out;
+  const auto [out, j] = leaks_of_real_series("hidden");
+  ASSERT_FALSE(j.is_null());
+  ASSERT_EQ(j["suspects"].size(), 1u) << out;
   EXPECT_NE(j["suspects"][0]["function"].get<std::string>().find("remember_event"),
             std::string::npos)
-      << r.out;
+      << out;
   EXPECT_EQ(j["suspects"][0]["line"], marked_line("the slow leak's line"));
 }
 
