@@ -585,6 +585,12 @@ class cache {
     list& list_of(region r) noexcept {
       return r == region::window ? window : r == region::probation ? probation : protect;
     }
+    // Moves n (of u units) to the most recent end of region `to`'s queue, which may be its own.
+    void move_to(node* n, region to, std::size_t u) noexcept {
+      list_of(n->where).unlink(n, u);
+      list_of(to).push_back(n, u);
+      n->where = to;
+    }
     bool over() const noexcept {
       return (max_entries != 0 && table.size() > max_entries) ||
              (max_bytes != 0 && bytes > max_bytes);
@@ -618,32 +624,18 @@ class cache {
 
     // Moves an accessed entry to the most recent end of its queue (promoting from probation).
     void on_access(node* n) {
-      const std::size_t u = units(n);
-      switch (n->where) {
-        case region::window:
-          window.unlink(n, u);
-          window.push_back(n, u);
-          break;
-        case region::probation:
-          probation.unlink(n, u);
-          protect.push_back(n, u);
-          n->where = region::protect;
-          demote_protected();
-          break;
-        case region::protect:
-          protect.unlink(n, u);
-          protect.push_back(n, u);
-          break;
+      if (n->where == region::probation) {
+        move_to(n, region::protect, units(n));
+        demote_protected();
+      } else {
+        move_to(n, n->where, units(n));
       }
     }
 
     void demote_protected() {
       while (protect.weight > protect_max && protect.head != nullptr) {
         node* d = protect.head;
-        const std::size_t u = units(d);
-        protect.unlink(d, u);
-        probation.push_back(d, u);
-        d->where = region::probation;
+        move_to(d, region::probation, units(d));
       }
     }
 
@@ -736,10 +728,7 @@ class cache {
       std::size_t candidates = 0;
       while (window.weight > window_max && window.head != nullptr) {
         node* n = window.head;
-        const std::size_t u = units(n);
-        window.unlink(n, u);
-        probation.push_back(n, u);
-        n->where = region::probation;
+        move_to(n, region::probation, units(n));
         if (candidate == nullptr) candidate = n;
         ++candidates;
       }
@@ -802,9 +791,7 @@ class cache {
         if (n == nullptr || units(n) > quota) break;
         const std::size_t u = units(n);
         quota -= u;
-        list_of(n->where).unlink(n, u);
-        window.push_back(n, u);
-        n->where = region::window;
+        move_to(n, region::window, u);
       }
       protect_max += quota;  // give back what could not move
       window_max -= quota;
@@ -819,9 +806,7 @@ class cache {
         node* n = window.head;
         const std::size_t u = units(n);
         quota -= u;
-        window.unlink(n, u);
-        probation.push_back(n, u);
-        n->where = region::probation;
+        move_to(n, region::probation, u);
       }
       protect_max -= quota;
       window_max += quota;
