@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
@@ -82,8 +83,21 @@ std::string basename_of(const std::string& path) {
 
 struct site {
   std::vector<frame> frames;
-  std::vector<double> bytes;  // one per snapshot
+  std::vector<double> bytes;                // one per snapshot
+  double bytes_seen = 0, objects_seen = 0;  // summed over the snapshots that count objects
 };
+
+// The bytes one sample of a site stands for: an object of size s is sampled with probability
+// 1 - e^(-s/period) and then counts s / (1 - e^(-s/period)) (Go's scaleHeapSample), about one
+// period for small objects and about s for large ones. A site's live bytes, L, are then about L / w
+// samples, a Poisson count, so their sampling variance is about L * w.
+double bytes_per_sample(const site& s, std::int64_t period) {
+  const double rate = static_cast<double>(period);
+  if (rate <= 0) return 0;
+  if (s.objects_seen <= 0 || s.bytes_seen <= 0) return rate;
+  const double size = s.bytes_seen / s.objects_seen;
+  return size / -std::expm1(-size / rate);
+}
 
 std::string site_key(const std::vector<frame>& frames) {
   std::string key;
@@ -285,6 +299,22 @@ std::size_t sample_index(const pprof::profile& p, const std::string& type) {
   throw std::runtime_error("no sample type '" + type + "' (the profile has: " + have + ")");
 }
 
+namespace {
+
+// The object count that goes with a bytes sample type (inuse_space: inuse_objects), if the profile
+// has it.
+std::optional<std::size_t> objects_index_for(const pprof::profile& p, const std::string& type) {
+  constexpr std::string_view space = "_space";
+  if (!type.ends_with(space)) return std::nullopt;
+  const std::string objects = type.substr(0, type.size() - space.size()) + "_objects";
+  for (std::size_t i = 0; i < p.sample_types.size(); ++i) {
+    if (p.sample_types[i].type == objects) return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 double theil_sen_slope(const std::vector<double>& x, const std::vector<double>& y) {
   const std::size_t n = std::min(x.size(), y.size());
   if (n < 2) return 0;
@@ -391,6 +421,7 @@ leak_analysis analyze_leaks(const std::vector<heap_snapshot>& series, const leak
       throw std::runtime_error(series[i].source + ": not a heap profile: " + e.what());
     }
     if (p.period_type.type == "space" && p.period > 0) out.sample_period = p.period;
+    const std::optional<std::size_t> objects_index = objects_index_for(p, opt.sample_type);
     const profile_index idx(p);
     for (const pprof::sample& s : p.samples) {
       const double v = static_cast<double>(s.values[index]);
@@ -403,6 +434,10 @@ leak_analysis analyze_leaks(const std::vector<heap_snapshot>& series, const leak
       }
       entry.bytes[i] += v;
       total[i] += v;
+      if (objects_index) {
+        entry.bytes_seen += v;
+        entry.objects_seen += static_cast<double>(s.values[*objects_index]);
+      }
     }
   }
   out.call_sites = sites.size();
@@ -426,6 +461,18 @@ leak_analysis analyze_leaks(const std::vector<heap_snapshot>& series, const leak
     for (std::size_t i = 0; i < n; ++i) residuals[i] = s.bytes[i] - slope * x[i];
     const double spread = robust_spread(residuals);
     if (growth < opt.noise_factor * spread) continue;
+
+    // A site that drops on the way replaces its objects, so its start and end levels are both
+    // fresh draws of its samples, and a small steady site can rise by chance over a short run, with
+    // a rank test that looks confident (it takes every snapshot for an independent draw). Its rise
+    // must stand out of the sampling noise of both levels. (A site that never drops keeps its
+    // samples; its rise is the count of samples it gained, which min_growth_samples judges.)
+    if (max_drawdown(s.bytes) > 0) {
+      const double start_level = std::max(median(residuals), 0.0);
+      const double noise =
+          std::sqrt((2 * start_level + growth) * bytes_per_sample(s, out.sample_period));
+      if (growth < opt.sampling_z * noise) continue;
+    }
 
     if (stopped_growing(x, s.bytes, half, slope, out.sample_period, opt)) continue;
 

@@ -15,7 +15,10 @@
 //     live memory in units of about one sampling period (each sample stands for ~period bytes), so
 //     the growth must exceed options.min_growth_samples periods, and it must exceed
 //     options.noise_factor times the spread of the site's own residuals around the trend line
-//     (steady churn moves a site up and down; it does not make it grow), and
+//     (steady churn moves a site up and down; it does not make it grow); a site that drops on
+//     the way (it replaces its objects) must also rise by options.sampling_z standard deviations
+//     of the sampling noise of its start and end levels (live bytes are a Poisson count of
+//     samples; see bytes_per_sample), and
 //   - it is still growing: a site whose slope over the recent half of the window is under
 //     options.plateau_ratio of the whole window's, by more than sampling noise explains
 //     (options.plateau_z standard deviations), has stopped — a cache that filled up and stays
@@ -87,7 +90,8 @@ struct leak_options {
   double min_growth_samples = 4;            // growth over the window, in sampling periods
   double noise_factor = 3;                  // growth over the window vs residual spread
   double plateau_ratio = 0.3;               // recent-half slope vs whole-window slope
-  double plateau_z = 3;  // how far under the expected recent growth, in standard deviations
+  double plateau_z = 3;     // how far under the expected recent growth, in standard deviations
+  double sampling_z = 2.5;  // rise of a site that drops vs its levels' sampling noise, in sd
 };
 
 struct leak_analysis {
