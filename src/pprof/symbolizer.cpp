@@ -14,11 +14,19 @@
 // name alone. Separate debug files are looked up only on this machine
 // (/usr/lib/debug/.build-id and .gnu_debuglink next to the file or under /usr/lib/debug): never
 // through debuginfod, which would make a profile dump wait on the network.
+//
+// Memory: a dump happens inside the profiled process, whose peak RSS it adds to. The system's
+// libraries (under /lib, /usr/lib) are in almost every stack (libc's start-up frames at the
+// bottom) and their separate debug files are large: reading libc's DWARF to give its start-up
+// frames file and line cost megabytes. So a system library is symbolized from its ELF symbol
+// table alone (the full .symtab of its debug file when one is installed, which is small) unless
+// the library carries DWARF in its own file; programs and libraries elsewhere keep full DWARF.
 #include "pprof/symbolizer.hpp"
 
 #include <cxxabi.h>
 #include <dwarf.h>
 #include <fcntl.h>
+#include <gelf.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -158,6 +166,36 @@ std::string absolute(const char* file, Dwarf_Die* cu) {
   return std::string(dir) + "/" + file;
 }
 
+// Whether `elf` holds DWARF itself (rather than in a separate debug file).
+bool has_own_dwarf(Elf* elf) {
+  std::size_t names = 0;
+  if (elf == nullptr || elf_getshdrstrndx(elf, &names) != 0) return false;
+  for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+    GElf_Shdr header;
+    if (gelf_getshdr(scn, &header) == nullptr) continue;
+    const char* name = elf_strptr(elf, names, header.sh_name);
+    if (name != nullptr &&
+        (std::strcmp(name, ".debug_info") == 0 || std::strcmp(name, ".zdebug_info") == 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether to read `mod`'s DWARF: not for a system library whose DWARF is only in a separate
+// debug file (see the top of this file).
+bool wants_dwarf(Dwfl_Module* mod) {
+  const char* name =
+      dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  if (name == nullptr) return true;
+  const bool system =
+      std::strncmp(name, "/lib/", 5) == 0 || std::strncmp(name, "/lib64/", 7) == 0 ||
+      std::strncmp(name, "/usr/lib/", 9) == 0 || std::strncmp(name, "/usr/lib64/", 11) == 0;
+  if (!system) return true;
+  Dwarf_Addr bias = 0;
+  return has_own_dwarf(dwfl_module_getelf(mod, &bias));
+}
+
 std::int64_t decl_line(Dwarf_Die* die) {
   int line = 0;
   return dwarf_decl_line(die, &line) == 0 ? line : 0;
@@ -228,15 +266,23 @@ class symbol_table {
 };
 
 struct symbolizer::impl {
+  // What is known of a module once one of its addresses was looked up.
+  struct module_info {
+    symbol_table symbols;
+    bool dwarf;  // wants_dwarf()
+  };
+
   Dwfl_Callbacks callbacks{};
   Dwfl* dwfl = nullptr;
   std::unordered_map<std::uint64_t, symbolized> cache;
-  std::unordered_map<Dwfl_Module*, symbol_table> symbol_tables;
+  std::unordered_map<Dwfl_Module*, module_info> modules;
 
-  const char* elf_symbol(Dwfl_Module* mod, std::uint64_t address, std::uint64_t* offset) {
-    auto it = symbol_tables.find(mod);
-    if (it == symbol_tables.end()) it = symbol_tables.emplace(mod, symbol_table(mod)).first;
-    return it->second.find(address, offset);
+  const module_info& module(Dwfl_Module* mod) {
+    auto it = modules.find(mod);
+    if (it == modules.end()) {
+      it = modules.emplace(mod, module_info{symbol_table(mod), wants_dwarf(mod)}).first;
+    }
+    return it->second;
   }
 
   impl() {
@@ -263,12 +309,13 @@ struct symbolizer::impl {
     Dwfl_Module* mod = dwfl_addrmodule(dwfl, address);
     if (mod == nullptr) return out;
 
+    const module_info& info = module(mod);
     std::uint64_t offset = 0;
-    const char* symbol = elf_symbol(mod, address, &offset);
+    const char* symbol = info.symbols.find(address, &offset);
     if (symbol != nullptr) out.symbol_offset = offset;
 
     Dwarf_Addr bias = 0;
-    Dwarf_Die* cu = dwfl_module_addrdie(mod, address, &bias);
+    Dwarf_Die* cu = info.dwarf ? dwfl_module_addrdie(mod, address, &bias) : nullptr;
     if (cu != nullptr) add_dwarf_frames(mod, cu, address, bias, symbol, out);
     if (out.frames.empty() && symbol != nullptr) {
       frame f;
