@@ -12,6 +12,33 @@ constexpr std::size_t kInitialCapacity = 256;
 
 }  // namespace
 
+bool live_table::probe(std::uintptr_t address) const noexcept {
+  if (address == 0) return false;  // free(nullptr): 0 is the empty key, never a live one
+  const std::uint64_t before = sequence_.load(std::memory_order_acquire);
+  if (before & 1) return true;  // a writer is moving keys: let the caller ask under the lock
+  const array* table = current_.load(std::memory_order_acquire);
+  if (table == nullptr) return false;
+  for (std::size_t i = home(address, table->mask);; i = (i + 1) & table->mask) {
+    const std::uintptr_t key = table->keys[i].load(std::memory_order_acquire);
+    if (key == address) return true;
+    if (key == 0) break;
+  }
+  return sequence_.load(std::memory_order_relaxed) != before;
+}
+
+// Writers only (under the profiler's lock), so a load and a store need no read-modify-write.
+void live_table::filter_add(std::uintptr_t address) noexcept {
+  std::atomic<std::uint8_t>& counter = filter_[filter_slot(address)];
+  const std::uint8_t n = counter.load(std::memory_order_relaxed);
+  if (n != kFilterStuck) counter.store(n + 1, std::memory_order_relaxed);
+}
+
+void live_table::filter_remove(std::uintptr_t address) noexcept {
+  std::atomic<std::uint8_t>& counter = filter_[filter_slot(address)];
+  const std::uint8_t n = counter.load(std::memory_order_relaxed);
+  if (n != kFilterStuck) counter.store(n - 1, std::memory_order_relaxed);
+}
+
 const live_entry* live_table::lookup(std::uintptr_t address) const noexcept {
   const array* table = current_.load(std::memory_order_relaxed);
   if (table == nullptr) return nullptr;
@@ -78,8 +105,10 @@ bool live_table::insert(std::uintptr_t address, live_entry entry) noexcept {
     }
     if (key == 0) break;
   }
-  // Count first: a reader that finds the key must also see a non-zero count.
+  // Count and filter first: the key's release store below publishes both to a reader that
+  // finds the key (and the free of a block comes after the malloc that returned it).
   count_.fetch_add(1, std::memory_order_relaxed);
+  filter_add(address);
   table->values[i] = entry;
   table->keys[i].store(address, std::memory_order_release);
   return true;
@@ -113,6 +142,7 @@ bool live_table::remove(std::uintptr_t address, live_entry* out) noexcept {
   table->values[hole] = live_entry{};
   end_write();
   count_.fetch_sub(1, std::memory_order_relaxed);
+  filter_remove(address);
   return true;
 }
 

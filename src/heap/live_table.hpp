@@ -15,6 +15,15 @@
 // publishes it; the old array is kept mapped (readers may still be probing it) — the arrays form a
 // geometric series, so the retired ones never add up to more than the live one. Keys are never 0
 // (nullptr is never sampled), so 0 marks an empty slot.
+//
+// In front of the table sits a page filter, so that the free of a block that was not sampled (all
+// but a few) costs one byte load: a byte per 4 KiB page of address space, folded modulo
+// kFilterPages, counts the live keys that lie in such pages. Writers raise a key's counter before
+// the key is published and lower it after it is gone; a counter that reached 255 is never lowered
+// again (it only stays a false "maybe"). A zero counter therefore means no live key lies in any
+// page of that fold — never a wrong "no" — and only a non-zero one sends the reader to probe the
+// table. Blocks of one page share a counter and neighbouring pages share a cache line, so the
+// filter of a busy heap stays in cache; the program's blocks themselves are never touched.
 #pragma once
 
 #include <atomic>
@@ -33,24 +42,18 @@ struct live_entry {
 class live_table {
  public:
   // Readers, any thread, no lock. False only if `address` is certainly not in the table.
-  // Inline: this is on the path of every free().
+  // Inline: this is on the path of every free(); the probe runs only past the page filter.
   bool may_contain(std::uintptr_t address) const noexcept {
-    if (count_.load(std::memory_order_relaxed) == 0) return false;
-    const std::uint64_t before = sequence_.load(std::memory_order_acquire);
-    if (before & 1) return true;  // a writer is moving keys: let the caller ask under the lock
-    const array* table = current_.load(std::memory_order_acquire);
-    if (table == nullptr) return false;
-    bool found = false;
-    for (std::size_t i = home(address, table->mask);; i = (i + 1) & table->mask) {
-      const std::uintptr_t key = table->keys[i].load(std::memory_order_acquire);
-      if (key == address) {
-        found = true;
-        break;
-      }
-      if (key == 0) break;
-    }
-    return found || sequence_.load(std::memory_order_relaxed) != before;
+    if (!passes_filter(address)) [[likely]]
+      return false;
+    return probe(address);
   }
+  // The filter alone: false when `address` is certainly not in the table (one byte load).
+  bool passes_filter(std::uintptr_t address) const noexcept {
+    return filter_[filter_slot(address)].load(std::memory_order_relaxed) != 0;
+  }
+  // The table's answer past the filter (out of line: the uncommon case of free()).
+  bool probe(std::uintptr_t address) const noexcept;
 
   // Writers, under the profiler's lock.
   // Inserts or replaces; false when memory for growing could not be had (the sample is dropped).
@@ -70,6 +73,15 @@ class live_table {
     live_entry* values = nullptr;
   };
 
+  static constexpr std::size_t kFilterPages = 32768;  // 32 KiB of counters: 128 MiB unfolded
+  static constexpr std::uint8_t kFilterStuck = 255;
+
+  static std::size_t filter_slot(std::uintptr_t address) noexcept {
+    return (address >> 12) & (kFilterPages - 1);
+  }
+  void filter_add(std::uintptr_t address) noexcept;
+  void filter_remove(std::uintptr_t address) noexcept;
+
   static std::size_t home(std::uintptr_t address, std::size_t mask) noexcept {
     // Allocations are at least 16-byte aligned; a multiplicative hash spreads the other bits.
     return static_cast<std::size_t>(((address >> 4) * 0x9E3779B97F4A7C15ull) >> 20) & mask;
@@ -82,6 +94,7 @@ class live_table {
   std::atomic<std::uint64_t> sequence_{0};
   std::atomic<std::size_t> count_{0};
   std::size_t mapped_bytes_ = 0;
+  std::atomic<std::uint8_t> filter_[kFilterPages] = {};
 };
 
 }  // namespace leakless::heap

@@ -13,12 +13,22 @@
 // DWARF name qualified by its namespaces and classes. Without DWARF the ELF symbol table gives the
 // name alone. Separate debug files are looked up only on this machine
 // (/usr/lib/debug/.build-id and .gnu_debuglink next to the file or under /usr/lib/debug): never
-// through debuginfod, which would make a profile dump wait on the network.
+// through debuginfod, which would make a profile dump wait on the network. libdw itself is
+// loaded with dlopen at the first symbolizer (see load_libdw below).
+//
+// Memory: a dump happens inside the profiled process, whose peak RSS it adds to. The system's
+// libraries (under /lib, /usr/lib) are in almost every stack (libc's start-up frames at the
+// bottom) and their separate debug files are large: reading libc's DWARF to give its start-up
+// frames file and line cost megabytes. So a system library is symbolized from its ELF symbol
+// table alone (the full .symtab of its debug file when one is installed, which is small) unless
+// the library carries DWARF in its own file; programs and libraries elsewhere keep full DWARF.
 #include "pprof/symbolizer.hpp"
 
 #include <cxxabi.h>
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <fcntl.h>
+#include <gelf.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +44,52 @@
 
 namespace leakless::pprof {
 namespace {
+
+// libdw (with libelf) is loaded on the first symbolization, not linked: a process that never
+// writes a profile never maps it nor its own dependencies. Every function used here is looked up
+// once into this table; calls go through dw(), which only code past a successful load reaches.
+// clang-format off
+#define LEAKLESS_LIBDW_FUNCTIONS(X) \
+  X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_decl_line) X(dwarf_diename) X(dwarf_filesrc) \
+  X(dwarf_formref_die) X(dwarf_formstring) X(dwarf_formudata) X(dwarf_getscopes) \
+  X(dwarf_getscopes_die) X(dwarf_getsrcfiles) X(dwarf_tag) X(dwfl_addrmodule) X(dwfl_begin) \
+  X(dwfl_end) X(dwfl_lineinfo) X(dwfl_linux_proc_find_elf) X(dwfl_linux_proc_report) \
+  X(dwfl_module_addrdie) X(dwfl_module_build_id) X(dwfl_module_getelf) X(dwfl_module_getsrc) \
+  X(dwfl_module_getsym_info) X(dwfl_module_getsymtab) X(dwfl_module_info) X(dwfl_report_begin) \
+  X(dwfl_report_end) X(elf_getshdrstrndx) X(elf_nextscn) X(elf_strptr) X(gelf_getshdr)
+// clang-format on
+
+struct libdw_functions {
+#define LEAKLESS_DECLARE(name) decltype(&::name) name = nullptr;
+  LEAKLESS_LIBDW_FUNCTIONS(LEAKLESS_DECLARE)
+#undef LEAKLESS_DECLARE
+};
+
+// The table, or nullptr after one line on stderr when libdw cannot be loaded: profiles are then
+// still written, with addresses and mappings but no function names, files or lines.
+const libdw_functions* load_libdw() {
+  static const libdw_functions* const loaded = []() -> const libdw_functions* {
+    static libdw_functions functions;
+    void* handle = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);  // its libelf comes with it
+    const char* missing = handle == nullptr ? dlerror() : nullptr;
+    if (handle != nullptr) {
+#define LEAKLESS_LOOK_UP(name)                                                       \
+  functions.name = reinterpret_cast<decltype(functions.name)>(dlsym(handle, #name)); \
+  if (functions.name == nullptr && missing == nullptr) missing = #name;
+      LEAKLESS_LIBDW_FUNCTIONS(LEAKLESS_LOOK_UP)
+#undef LEAKLESS_LOOK_UP
+      if (missing == nullptr) return &functions;
+    }
+    std::fprintf(stderr,
+                 "leakless: cannot use libdw.so.1 (%s): profiles show addresses, not function "
+                 "names, files or lines\n",
+                 missing);
+    return nullptr;
+  }();
+  return loaded;
+}
+
+const libdw_functions& dw() { return *load_libdw(); }
 
 int open_first(std::initializer_list<std::string> candidates, char** found) {
   for (const std::string& path : candidates) {
@@ -52,7 +108,7 @@ int find_local_debuginfo(Dwfl_Module* mod, void**, const char*, GElf_Addr, const
                          const char* debuglink_file, GElf_Word, char** debuginfo_file_name) {
   const unsigned char* bits = nullptr;
   GElf_Addr vaddr = 0;
-  int n = dwfl_module_build_id(mod, &bits, &vaddr);
+  int n = dw().dwfl_module_build_id(mod, &bits, &vaddr);
   if (n > 1) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string hex;
@@ -89,7 +145,7 @@ std::string demangle(const char* mangled) {
 
 const char* string_attribute(Dwarf_Die* die, unsigned int name) {
   Dwarf_Attribute attr;
-  return dwarf_formstring(dwarf_attr_integrate(die, name, &attr));
+  return dw().dwarf_formstring(dw().dwarf_attr_integrate(die, name, &attr));
 }
 
 // The DIE that declares a function: through DW_AT_abstract_origin (an inlined or out-of-line
@@ -99,9 +155,9 @@ Dwarf_Die declaration_of(Dwarf_Die* die) {
   for (int hops = 0; hops < 8; ++hops) {
     Dwarf_Attribute attr;
     Dwarf_Die next;
-    if ((dwarf_attr(&current, DW_AT_abstract_origin, &attr) != nullptr ||
-         dwarf_attr(&current, DW_AT_specification, &attr) != nullptr) &&
-        dwarf_formref_die(&attr, &next) != nullptr) {
+    if ((dw().dwarf_attr(&current, DW_AT_abstract_origin, &attr) != nullptr ||
+         dw().dwarf_attr(&current, DW_AT_specification, &attr) != nullptr) &&
+        dw().dwarf_formref_die(&attr, &next) != nullptr) {
       current = next;
       continue;
     }
@@ -116,10 +172,10 @@ std::string qualified_name(Dwarf_Die* die, const char* name) {
   Dwarf_Die declaration = declaration_of(die);
   std::string out;
   Dwarf_Die* scopes = nullptr;
-  const int n = dwarf_getscopes_die(&declaration, &scopes);
+  const int n = dw().dwarf_getscopes_die(&declaration, &scopes);
   for (int i = n - 1; i >= 1; --i) {
-    const int tag = dwarf_tag(&scopes[i]);
-    const char* scope = dwarf_diename(&scopes[i]);
+    const int tag = dw().dwarf_tag(&scopes[i]);
+    const char* scope = dw().dwarf_diename(&scopes[i]);
     if (tag == DW_TAG_namespace) {
       out += scope != nullptr ? scope : "(anonymous namespace)";
       out += "::";
@@ -158,9 +214,40 @@ std::string absolute(const char* file, Dwarf_Die* cu) {
   return std::string(dir) + "/" + file;
 }
 
+// Whether `elf` holds DWARF itself (rather than in a separate debug file).
+bool has_own_dwarf(Elf* elf) {
+  std::size_t names = 0;
+  if (elf == nullptr || dw().elf_getshdrstrndx(elf, &names) != 0) return false;
+  for (Elf_Scn* scn = dw().elf_nextscn(elf, nullptr); scn != nullptr;
+       scn = dw().elf_nextscn(elf, scn)) {
+    GElf_Shdr header;
+    if (dw().gelf_getshdr(scn, &header) == nullptr) continue;
+    const char* name = dw().elf_strptr(elf, names, header.sh_name);
+    if (name != nullptr &&
+        (std::strcmp(name, ".debug_info") == 0 || std::strcmp(name, ".zdebug_info") == 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether to read `mod`'s DWARF: not for a system library whose DWARF is only in a separate
+// debug file (see the top of this file).
+bool wants_dwarf(Dwfl_Module* mod) {
+  const char* name =
+      dw().dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  if (name == nullptr) return true;
+  const bool system =
+      std::strncmp(name, "/lib/", 5) == 0 || std::strncmp(name, "/lib64/", 7) == 0 ||
+      std::strncmp(name, "/usr/lib/", 9) == 0 || std::strncmp(name, "/usr/lib64/", 11) == 0;
+  if (!system) return true;
+  Dwarf_Addr bias = 0;
+  return has_own_dwarf(dw().dwfl_module_getelf(mod, &bias));
+}
+
 std::int64_t decl_line(Dwarf_Die* die) {
   int line = 0;
-  return dwarf_decl_line(die, &line) == 0 ? line : 0;
+  return dw().dwarf_decl_line(die, &line) == 0 ? line : 0;
 }
 
 }  // namespace
@@ -171,11 +258,12 @@ std::int64_t decl_line(Dwarf_Die* die) {
 class symbol_table {
  public:
   explicit symbol_table(Dwfl_Module* mod) {
-    const int count = dwfl_module_getsymtab(mod);
+    const int count = dw().dwfl_module_getsymtab(mod);
     for (int i = 1; i < count; ++i) {
       GElf_Sym sym;
       GElf_Addr address = 0;
-      const char* name = dwfl_module_getsym_info(mod, i, &sym, &address, nullptr, nullptr, nullptr);
+      const char* name =
+          dw().dwfl_module_getsym_info(mod, i, &sym, &address, nullptr, nullptr, nullptr);
       const int type = GELF_ST_TYPE(sym.st_info);
       if (name == nullptr || name[0] == '\0' || sym.st_shndx == SHN_UNDEF ||
           (type != STT_FUNC && type != STT_GNU_IFUNC)) {
@@ -228,47 +316,57 @@ class symbol_table {
 };
 
 struct symbolizer::impl {
+  // What is known of a module once one of its addresses was looked up.
+  struct module_info {
+    symbol_table symbols;
+    bool dwarf;  // wants_dwarf()
+  };
+
   Dwfl_Callbacks callbacks{};
   Dwfl* dwfl = nullptr;
   std::unordered_map<std::uint64_t, symbolized> cache;
-  std::unordered_map<Dwfl_Module*, symbol_table> symbol_tables;
+  std::unordered_map<Dwfl_Module*, module_info> modules;
 
-  const char* elf_symbol(Dwfl_Module* mod, std::uint64_t address, std::uint64_t* offset) {
-    auto it = symbol_tables.find(mod);
-    if (it == symbol_tables.end()) it = symbol_tables.emplace(mod, symbol_table(mod)).first;
-    return it->second.find(address, offset);
+  const module_info& module(Dwfl_Module* mod) {
+    auto it = modules.find(mod);
+    if (it == modules.end()) {
+      it = modules.emplace(mod, module_info{symbol_table(mod), wants_dwarf(mod)}).first;
+    }
+    return it->second;
   }
 
   impl() {
-    callbacks.find_elf = dwfl_linux_proc_find_elf;
+    if (load_libdw() == nullptr) return;  // every lookup finds nothing
+    callbacks.find_elf = dw().dwfl_linux_proc_find_elf;
     callbacks.find_debuginfo = find_local_debuginfo;
-    dwfl = dwfl_begin(&callbacks);
+    dwfl = dw().dwfl_begin(&callbacks);
     if (dwfl == nullptr) return;
-    dwfl_report_begin(dwfl);
-    int rc = dwfl_linux_proc_report(dwfl, getpid());
-    dwfl_report_end(dwfl, nullptr, nullptr);
+    dw().dwfl_report_begin(dwfl);
+    int rc = dw().dwfl_linux_proc_report(dwfl, getpid());
+    dw().dwfl_report_end(dwfl, nullptr, nullptr);
     if (rc != 0) {
       // No /proc, or it could not be read: addresses stay unsymbolized.
-      dwfl_end(dwfl);
+      dw().dwfl_end(dwfl);
       dwfl = nullptr;
     }
   }
   ~impl() {
-    if (dwfl != nullptr) dwfl_end(dwfl);
+    if (dwfl != nullptr) dw().dwfl_end(dwfl);
   }
 
   symbolized resolve(std::uint64_t address) {
     symbolized out;
     if (dwfl == nullptr) return out;
-    Dwfl_Module* mod = dwfl_addrmodule(dwfl, address);
+    Dwfl_Module* mod = dw().dwfl_addrmodule(dwfl, address);
     if (mod == nullptr) return out;
 
+    const module_info& info = module(mod);
     std::uint64_t offset = 0;
-    const char* symbol = elf_symbol(mod, address, &offset);
+    const char* symbol = info.symbols.find(address, &offset);
     if (symbol != nullptr) out.symbol_offset = offset;
 
     Dwarf_Addr bias = 0;
-    Dwarf_Die* cu = dwfl_module_addrdie(mod, address, &bias);
+    Dwarf_Die* cu = info.dwarf ? dw().dwfl_module_addrdie(mod, address, &bias) : nullptr;
     if (cu != nullptr) add_dwarf_frames(mod, cu, address, bias, symbol, out);
     if (out.frames.empty() && symbol != nullptr) {
       frame f;
@@ -285,7 +383,7 @@ struct symbolizer::impl {
   static void add_dwarf_frames(Dwfl_Module* mod, Dwarf_Die* cu, std::uint64_t address,
                                Dwarf_Addr bias, const char* symbol, symbolized& out) {
     Dwarf_Die* scopes = nullptr;
-    int n = dwarf_getscopes(cu, address - bias, &scopes);
+    int n = dw().dwarf_getscopes(cu, address - bias, &scopes);
     if (n <= 0) {
       std::free(scopes);
       return;
@@ -295,7 +393,7 @@ struct symbolizer::impl {
     Dwarf_Die innermost = scopes[0];
     std::free(scopes);
     scopes = nullptr;
-    n = dwarf_getscopes_die(&innermost, &scopes);
+    n = dw().dwarf_getscopes_die(&innermost, &scopes);
     if (n <= 0) {
       std::free(scopes);
       return;
@@ -303,17 +401,17 @@ struct symbolizer::impl {
 
     Dwarf_Files* files = nullptr;
     std::size_t file_count = 0;
-    if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
+    if (dw().dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
 
     // The innermost frame's position is the line table's.
     std::string file;
     int line = 0;
-    if (Dwfl_Line* l = dwfl_module_getsrc(mod, address)) {
-      file = absolute(dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr), cu);
+    if (Dwfl_Line* l = dw().dwfl_module_getsrc(mod, address)) {
+      file = absolute(dw().dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr), cu);
     }
     for (int i = 0; i < n; ++i) {
       Dwarf_Die* die = &scopes[i];
-      int tag = dwarf_tag(die);
+      int tag = dw().dwarf_tag(die);
       if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
       frame f;
       const bool mangled = name_of(die, f);
@@ -333,11 +431,11 @@ struct symbolizer::impl {
       file.clear();
       line = 0;
       if (files != nullptr &&
-          dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &value) == 0 &&
+          dw().dwarf_formudata(dw().dwarf_attr(die, DW_AT_call_file, &attr), &value) == 0 &&
           value < file_count) {
-        file = absolute(dwarf_filesrc(files, value, nullptr, nullptr), cu);
+        file = absolute(dw().dwarf_filesrc(files, value, nullptr, nullptr), cu);
       }
-      if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &value) == 0) {
+      if (dw().dwarf_formudata(dw().dwarf_attr(die, DW_AT_call_line, &attr), &value) == 0) {
         line = static_cast<int>(value);
       }
     }

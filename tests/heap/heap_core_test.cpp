@@ -58,6 +58,46 @@ TEST(LiveTable, ReplacingAnAddressKeepsOneEntry) {
   EXPECT_EQ(t.lookup(0x2000)->weight, 7);
 }
 
+// The page filter in front of the table: keys whose pages fold onto one counter (128 MiB apart)
+// must all stay visible while any is live, also past the counter's saturation, and a fold whose
+// keys are all gone answers "no" again unless its counter saturated.
+TEST(LiveTable, PageFilterNeverHidesALiveKey) {
+  live_table t;
+  constexpr std::uintptr_t kFold = std::uintptr_t{128} << 20;
+  constexpr std::uintptr_t kBase = 0x5000'0010;
+  for (std::uintptr_t i = 0; i < 10; ++i) ASSERT_TRUE(t.insert(kBase + i * kFold, live_entry{}));
+  EXPECT_TRUE(t.passes_filter(kBase + 0x20));     // same page: the filter says "maybe"
+  EXPECT_FALSE(t.may_contain(kBase + 0x20));      // and the table "no"
+  EXPECT_FALSE(t.passes_filter(kBase + 0x1000));  // the next page's fold holds no key
+  for (std::uintptr_t i = 0; i < 9; ++i) {
+    ASSERT_TRUE(t.remove(kBase + i * kFold, nullptr));
+    ASSERT_TRUE(t.may_contain(kBase + 9 * kFold));
+  }
+  ASSERT_TRUE(t.remove(kBase + 9 * kFold, nullptr));
+  EXPECT_FALSE(t.passes_filter(kBase));
+  EXPECT_FALSE(t.may_contain(kBase));
+
+  // 300 keys on one counter saturate it; the last key left is still found.
+  constexpr std::uintptr_t kOther = 0x7000'0040;
+  for (std::uintptr_t i = 0; i < 300; ++i) ASSERT_TRUE(t.insert(kOther + i * kFold, live_entry{}));
+  for (std::uintptr_t i = 0; i < 299; ++i) ASSERT_TRUE(t.remove(kOther + i * kFold, nullptr));
+  EXPECT_TRUE(t.may_contain(kOther + 299 * kFold));
+  EXPECT_NE(t.lookup(kOther + 299 * kFold), nullptr);
+  ASSERT_TRUE(t.remove(kOther + 299 * kFold, nullptr));
+  EXPECT_TRUE(t.passes_filter(kOther));  // a saturated counter stays: a "maybe" for good
+  EXPECT_FALSE(t.may_contain(kOther + 299 * kFold));
+  EXPECT_EQ(t.size(), 0u);
+}
+
+// free(nullptr) asks the table too (no test of its own on the fast path): always "no".
+TEST(LiveTable, NullIsNeverContained) {
+  live_table t;
+  ASSERT_TRUE(t.insert(0x10, live_entry{}));  // page 0's fold holds a key
+  EXPECT_TRUE(t.passes_filter(0));
+  EXPECT_FALSE(t.may_contain(0));
+  EXPECT_FALSE(t.probe(0));
+}
+
 TEST(LiveTable, MatchesAReferenceSetThroughGrowthAndShiftingDeletes) {
   live_table t;
   std::set<std::uintptr_t> reference;

@@ -1,7 +1,7 @@
 // tests/heap/heap_program_test.cpp — whole programs under LD_PRELOAD=libleakless.so: profile files
 // at exit, on the dump signal and by interval; fork, posix_spawn and exec; unchanged output and
 // exit codes; bad configuration reported once and ignored; an unwritable directory reported, not
-// fatal; a fixed seed reproducing a run.
+// fatal; a fixed seed reproducing a run; a profile of addresses when libdw cannot be loaded.
 //
 // How it works: each test runs heap_scenario (which knows nothing of leakless) as a child process
 // with a chosen environment, its stdout and stderr captured in files of a fresh temporary
@@ -230,6 +230,30 @@ TEST_F(ProgramTest, BadConfigurationIsReportedOnceAndIgnored) {
   EXPECT_EQ(count(r.err, "LEAKLESS_DUMP_SIGNAL=NOPE"), 1u);
   EXPECT_EQ(count(r.err, "LEAKLESS_HEAP_INTERVAL=soon"), 1u);
   EXPECT_EQ(profiles().size(), 1u);  // defaults used: the profile at exit is still written
+}
+
+// libdw is loaded when the first profile is symbolized; a libdw.so.1 that cannot be used (here
+// one without its functions, found first on LD_LIBRARY_PATH) costs the names, not the profile.
+TEST_F(ProgramTest, WithoutAUsableLibdwTheProfileHasAddressesAndStderrSaysSo) {
+  const run_result r = run({"leak", "4"}, {{"LEAKLESS_HEAP_PROFILE", prefix()},
+                                           {"LEAKLESS_SAMPLE_RATE", "64k"},
+                                           {"LD_LIBRARY_PATH", LEAKLESS_UNUSABLE_LIBDW_DIR}});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "leaked 4 MiB\n");
+  EXPECT_EQ(count(r.err, "leakless: "), 1u) << r.err;
+  EXPECT_EQ(count(r.err, "leakless: cannot use libdw.so.1 (dwarf_attr)"), 1u) << r.err;
+  const std::vector<std::string> files = profiles();
+  ASSERT_EQ(files.size(), 1u);
+  const leakless::pprof::profile p = leakless::pprof::decode(read_file(dir_ / files[0]));
+  ASSERT_FALSE(p.samples.empty());
+  EXPECT_FALSE(p.locations.empty());
+  EXPECT_TRUE(p.functions.empty());
+  for (const auto& l : p.locations) {
+    EXPECT_NE(l.address, 0u);
+    EXPECT_TRUE(l.lines.empty());
+  }
+  ASSERT_FALSE(p.mappings.empty());
+  EXPECT_TRUE(p.mappings[0].filename.ends_with("heap_scenario")) << p.mappings[0].filename;
 }
 
 TEST_F(ProgramTest, UnwritableDirectoryIsReportedOnceAndNotFatal) {

@@ -63,9 +63,16 @@ template <class Allocate>
   return address;
 }
 
+// The release of a block that passed the live table's page filter, out of line so that
+// release() needs no stack frame: both of its paths are tail calls.
+void release_past_filter(void* address) noexcept;
+
+// free(nullptr) needs no test of its own: the live table answers "no" for it.
 [[gnu::always_inline]] inline void release(void* address) noexcept {
-  if (address != nullptr && maybe_sampled(address)) [[unlikely]]
-    on_sampled_free(address);
+  if (live_allocations.passes_filter(reinterpret_cast<std::uintptr_t>(address))) [[unlikely]] {
+    release_past_filter(address);
+    return;
+  }
   __libc_free(address);
 }
 

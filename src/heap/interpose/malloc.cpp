@@ -30,6 +30,11 @@ void sample_slow_path(void* address, std::size_t bytes, std::uintptr_t caller) n
   after_sample_point();
 }
 
+[[gnu::noinline]] void release_past_filter(void* address) noexcept {
+  if (live_allocations.probe(reinterpret_cast<std::uintptr_t>(address))) on_sampled_free(address);
+  __libc_free(address);
+}
+
 namespace {
 
 void* reallocate(void* old, std::size_t bytes, std::uintptr_t caller) noexcept {

@@ -42,33 +42,37 @@ void* allocate(std::size_t bytes, std::size_t alignment, std::uintptr_t caller, 
 
 std::size_t align(std::align_val_t a) { return static_cast<std::size_t>(a); }
 
-// The plain forms' common case inline: a non-zero request, not sampled, that glibc satisfies.
-// Anything else (a sample point, zero bytes, failure) goes to allocate(), which counts the
-// request itself, so the countdown is put back first.
-[[gnu::always_inline]] inline void* allocate_plain(std::size_t bytes, std::uintptr_t caller,
-                                                   bool nothrow) {
-  if (bytes != 0) {
-    if (!leakless::heap::note_allocation(bytes)) [[likely]] {
-      if (void* p = __libc_malloc(bytes)) [[likely]] {
-        return p;
-      }
-    }
+// The plain forms' common case, inline in each exported operator: a non-zero request, not
+// sampled, that glibc satisfies. Its only stack use is the call to glibc (the request is kept for
+// the rare path). Anything else (a sample point, zero bytes, failure) goes to allocate_again(),
+// which takes the caller's address from the exported function's own frame only then.
+#define LEAKLESS_NEW_PLAIN(bytes, nothrow)                                    \
+  do {                                                                        \
+    if ((bytes) != 0 && !leakless::heap::note_allocation(bytes)) [[likely]] { \
+      if (void* p = __libc_malloc(bytes)) [[likely]] {                        \
+        return p;                                                             \
+      }                                                                       \
+    }                                                                         \
+    return allocate_again(bytes, LEAKLESS_CALLER, nothrow);                   \
+  } while (false)
+
+// The rest of a plain form: allocate() counts the request itself, so a request the inline part
+// counted (any non-zero one) is taken off the countdown first.
+[[gnu::noinline]] void* allocate_again(std::size_t bytes, std::uintptr_t caller, bool nothrow) {
+  if (bytes != 0)
     leakless::heap::tls_sampler.bytes_until_sample += static_cast<std::int64_t>(bytes);
-  }
   return allocate(bytes, 0, caller, nothrow);
 }
 
 }  // namespace
 
-LEAKLESS_API void* operator new(std::size_t n) { return allocate_plain(n, LEAKLESS_CALLER, false); }
-LEAKLESS_API void* operator new[](std::size_t n) {
-  return allocate_plain(n, LEAKLESS_CALLER, false);
-}
+LEAKLESS_API void* operator new(std::size_t n) { LEAKLESS_NEW_PLAIN(n, false); }
+LEAKLESS_API void* operator new[](std::size_t n) { LEAKLESS_NEW_PLAIN(n, false); }
 LEAKLESS_API void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return allocate_plain(n, LEAKLESS_CALLER, true);
+  LEAKLESS_NEW_PLAIN(n, true);
 }
 LEAKLESS_API void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return allocate_plain(n, LEAKLESS_CALLER, true);
+  LEAKLESS_NEW_PLAIN(n, true);
 }
 LEAKLESS_API void* operator new(std::size_t n, std::align_val_t a) {
   return allocate(n, align(a), LEAKLESS_CALLER, false);
