@@ -24,6 +24,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_map>
 
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -42,11 +43,19 @@ namespace {
 constexpr std::uint32_t kMaxDepth = 62;
 constexpr std::uint64_t kRingSlots = 4096;  // ~2 MiB, untouched until used
 
+// A record is a sample (written by the handler) or the end of a thread's timer (written by
+// thread_exiting() or stop(): the thread's CPU time since its timer was armed, so the reader can
+// add what the samples did not cover; frames then hold the start routine, if known).
+enum class record_kind : std::uint32_t { sample, timer_end };
+
 struct record {
   std::atomic<std::uint32_t> state;  // 0 free, 1 being written, 2 full
   std::uint32_t depth;
+  record_kind kind;
   std::uint64_t generation;
-  std::uint64_t periods;  // timer periods the sample stands for: 1 + the timer's overruns
+  std::uint64_t periods;   // sample: timer periods it stands for, 1 + the timer's overruns
+  std::uint64_t timer_id;  // the per-thread timer that fired or ended (0: setitimer's signal)
+  std::int64_t cpu_nanos;  // timer_end: the thread's CPU time since the timer was armed
   std::uintptr_t frames[kMaxDepth];
 };
 
@@ -177,6 +186,18 @@ bool stack_bounds(std::uintptr_t sp, std::uintptr_t* lo, std::uintptr_t* hi) noe
   return depth;
 }
 
+// Reserves the next ring slot and marks it being written; null when the ring is full.
+record* reserve_record() noexcept {
+  std::uint64_t head = g_head.load(std::memory_order_relaxed);
+  for (;;) {
+    if (head - g_tail.load(std::memory_order_acquire) >= kRingSlots) return nullptr;
+    if (g_head.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel)) break;
+  }
+  record& r = g_ring[head % kRingSlots];
+  r.state.store(1, std::memory_order_relaxed);
+  return &r;
+}
+
 struct sigaction g_previous_action;
 bool g_previous_saved = false;
 
@@ -204,22 +225,22 @@ void on_sigprof(int signal, siginfo_t* info, void* context) {
   // (on scheduler ticks) and several periods can pass between two deliveries, and while the
   // thread blocks SIGPROF. The sample then stands for 1 + overrun periods, or the thread's CPU
   // time would be undercounted. (setitimer's signals carry no overrun count.)
-  const int overrun = info != nullptr && info->si_code == SI_TIMER ? info->si_overrun : 0;
+  const bool timer = info != nullptr && info->si_code == SI_TIMER;
+  const int overrun = timer ? info->si_overrun : 0;
   const std::uint64_t periods = 1 + static_cast<std::uint64_t>(overrun > 0 ? overrun : 0);
-  std::uint64_t head = g_head.load(std::memory_order_relaxed);
-  for (;;) {
-    if (head - g_tail.load(std::memory_order_acquire) >= kRingSlots) {
-      g_dropped.fetch_add(periods, std::memory_order_relaxed);
-      g_in_handler.fetch_sub(1, std::memory_order_release);
-      errno = saved_errno;
-      return;
-    }
-    if (g_head.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel)) break;
+  record* slot = reserve_record();
+  if (slot == nullptr) {
+    g_dropped.fetch_add(periods, std::memory_order_relaxed);
+    g_in_handler.fetch_sub(1, std::memory_order_release);
+    errno = saved_errno;
+    return;
   }
-  record& r = g_ring[head % kRingSlots];
-  r.state.store(1, std::memory_order_relaxed);
+  record& r = *slot;
+  r.kind = record_kind::sample;
   r.generation = generation;
   r.periods = periods;
+  r.timer_id = timer ? reinterpret_cast<std::uintptr_t>(info->si_value.sival_ptr) : 0;
+  r.cpu_nanos = 0;
   r.depth = walk(static_cast<const ucontext_t*>(context), r.frames);
   r.state.store(2, std::memory_order_release);
   g_in_handler.fetch_sub(1, std::memory_order_release);
@@ -231,6 +252,18 @@ void on_sigprof(int signal, siginfo_t* info, void* context) {
 struct thread_timer {
   pid_t tid;
   timer_t timer;
+  clockid_t clock;           // the thread's CPU clock
+  std::uint64_t id;          // the timer's signals carry it (sigev_value)
+  std::int64_t armed_nanos;  // the thread's CPU clock when the timer was armed
+  std::int64_t ended_nanos;  // stop(): the thread's CPU clock when the timer was deleted
+};
+
+// What the reader knows of each per-thread timer: the periods its samples stood for and the
+// stack of its latest sample (a key of g_counts: std::map keys stay put), so the CPU time a
+// thread used after its last counted expiry can be added to that stack when its timer ends.
+struct timer_account {
+  std::int64_t periods = 0;
+  stack_counts::iterator last;
 };
 
 std::mutex g_session_mutex;                                  // start/stop
@@ -242,7 +275,9 @@ int g_hz = kDefaultHz;
 std::ostream* g_out = nullptr;
 std::int64_t g_start_nanos = 0;
 std::chrono::steady_clock::time_point g_start_steady;
-stack_counts g_counts;  // the reader's, then stop()'s
+stack_counts g_counts;                                        // the reader's, then stop()'s
+std::unordered_map<std::uint64_t, timer_account> g_accounts;  // by timer id; as g_counts
+std::uint64_t g_timer_ids = 0;  // the last timer id given (under g_timers_mutex)
 pthread_t g_reader;
 std::atomic<bool> g_reader_stop{false};
 std::atomic<pid_t> g_reader_tid{0};  // the reader takes no timer: it blocks every signal
@@ -262,19 +297,32 @@ timespec nanos_to_timespec(std::int64_t nanos) {
                   static_cast<long>(nanos % 1'000'000'000)};
 }
 
+std::int64_t timespec_to_nanos(const timespec& t) noexcept {
+  return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 // Arms a timer on `tid`'s CPU clock; g_timers_mutex is held. False if the thread is gone or the
 // kernel has no per-thread CPU timers.
 bool arm_thread_timer(pid_t tid) noexcept {
   for (const thread_timer& t : g_timers) {
     if (t.tid == tid) return true;
   }
+  const std::uint64_t id = ++g_timer_ids;
   sigevent event{};
   event.sigev_notify = SIGEV_THREAD_ID;
   event.sigev_signo = SIGPROF;
+  event.sigev_value.sival_ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(id));
   event._sigev_un._tid = tid;
   const clockid_t clock = static_cast<clockid_t>((~static_cast<clockid_t>(tid)) << 3) | 6;
   timer_t timer;
   if (timer_create(clock, &event, &timer) != 0) return false;
+  // The samples cover the thread's CPU time from here on, not what it used before (a thread that
+  // exists at start has a past the profile must not count).
+  timespec armed{};
+  if (clock_gettime(clock, &armed) != 0) {
+    timer_delete(timer);
+    return false;
+  }
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
   std::uint64_t state = static_cast<std::uint64_t>(now.tv_nsec) ^
@@ -290,12 +338,83 @@ bool arm_thread_timer(pid_t tid) noexcept {
     return false;
   }
   try {
-    g_timers.push_back(thread_timer{tid, timer});
+    g_timers.push_back(thread_timer{tid, timer, clock, id, timespec_to_nanos(armed), -1});
   } catch (...) {
     timer_delete(timer);
     return false;
   }
   return true;
+}
+
+// Writes the end of timer `t` into the ring: `cpu_nanos` is the thread's CPU clock read when the
+// timer was deleted (-1: the thread was gone), `start_routine` the thread's start routine (0:
+// unknown). g_timers_mutex is held, and no signal of `t` can still be handled: the reader then
+// counts the end after every sample of the timer. The reader runs (stop() joins it later), so a
+// full ring drains; if it stays full, the thread's tail is lost.
+void end_timer(const thread_timer& t, std::int64_t cpu_nanos,
+               std::uintptr_t start_routine) noexcept {
+  if (cpu_nanos < 0) return;
+  record* r = nullptr;
+  for (int wait = 0; (r = reserve_record()) == nullptr; ++wait) {
+    if (wait == 100) return;
+    timespec pause{0, 1'000'000};
+    nanosleep(&pause, nullptr);
+  }
+  r->kind = record_kind::timer_end;
+  r->generation = g_active_generation.load(std::memory_order_relaxed);
+  r->periods = 0;
+  r->timer_id = t.id;
+  r->cpu_nanos = cpu_nanos - t.armed_nanos;
+  r->depth = 0;
+  if (start_routine != 0) r->frames[r->depth++] = start_routine;
+  r->state.store(2, std::memory_order_release);
+}
+
+std::int64_t cpu_clock_nanos(clockid_t clock) noexcept {
+  timespec now{};
+  return clock_gettime(clock, &now) == 0 ? timespec_to_nanos(now) : -1;
+}
+
+void count_sample(const record& r) {
+  const auto periods = static_cast<std::int64_t>(r.periods);
+  stack_counts::iterator at;
+  try {
+    at = g_counts.try_emplace(std::vector<std::uint64_t>(r.frames, r.frames + r.depth), 0).first;
+  } catch (...) {
+    g_dropped.fetch_add(r.periods, std::memory_order_relaxed);
+    return;
+  }
+  at->second += periods;
+  if (r.timer_id == 0) return;
+  try {
+    timer_account& account = g_accounts[r.timer_id];
+    account.periods += periods;
+    account.last = at;
+  } catch (...) {
+    // Out of memory: this timer's end then counts the sample again.
+  }
+}
+
+// A timer ended: the thread used cpu_nanos of CPU while it was armed, i.e. that many periods
+// rounded to the nearest whole one (the first expiry's phase is uniform, so on average exactly
+// cpu_nanos / period expiries fall in it). What its samples did not cover goes to its latest
+// stack (or, never sampled, to its start routine): the expiries the kernel had not noticed yet,
+// the signal still pending, the part of a period that had not ended. Whole periods keep
+// samples/count and cpu/nanoseconds in step (cpu = samples x period in every sample, as Go has).
+void count_timer_end(const record& r) {
+  const auto found = g_accounts.find(r.timer_id);
+  const std::int64_t covered = found != g_accounts.end() ? found->second.periods : 0;
+  const std::int64_t extra = (r.cpu_nanos + g_period_nanos / 2) / g_period_nanos - covered;
+  if (extra > 0 && found != g_accounts.end()) {
+    found->second.last->second += extra;
+  } else if (extra > 0 && r.depth > 0) {
+    try {
+      g_counts[std::vector<std::uint64_t>(r.frames, r.frames + r.depth)] += extra;
+    } catch (...) {
+      g_dropped.fetch_add(static_cast<std::uint64_t>(extra), std::memory_order_relaxed);
+    }
+  }
+  if (found != g_accounts.end()) g_accounts.erase(found);
 }
 
 void drain() {
@@ -306,11 +425,10 @@ void drain() {
     if (r.state.load(std::memory_order_acquire) != 2) return;  // still being written
     if (r.generation == g_active_generation.load(std::memory_order_relaxed) ||
         g_active_generation.load(std::memory_order_relaxed) == 0) {
-      std::vector<std::uint64_t> stack(r.frames, r.frames + r.depth);
-      try {
-        g_counts[std::move(stack)] += static_cast<std::int64_t>(r.periods);
-      } catch (...) {
-        g_dropped.fetch_add(r.periods, std::memory_order_relaxed);
+      if (r.kind == record_kind::sample) {
+        count_sample(r);
+      } else {
+        count_timer_end(r);
       }
     }
     r.state.store(0, std::memory_order_relaxed);
@@ -337,6 +455,7 @@ void after_fork_in_child() noexcept {
   if (g_active_generation.exchange(0) != 0) {
     new (&g_timers) std::vector<thread_timer>();  // the parent's timer ids mean nothing here
     new (&g_counts) stack_counts();               // leaked on purpose: another thread owned it
+    new (&g_accounts) std::unordered_map<std::uint64_t, timer_account>();  // leaked, as g_counts
     g_out = nullptr;
   }
   g_in_handler.store(0);
@@ -368,6 +487,7 @@ void start(std::ostream& out, options opts) {
   g_period_nanos = 1'000'000'000 / opts.hz;
   g_out = &out;
   g_counts.clear();
+  g_accounts.clear();
   g_dropped.store(0);
   snapshot_regions();
 
@@ -435,10 +555,16 @@ bool stop_writing_to(const std::ostream* only) {
   heap::busy_scope busy;
   const auto duration = std::chrono::steady_clock::now() - g_start_steady;
 
+  // Each live thread's CPU clock is read just before its timer goes: the CPU time it used since
+  // its last counted expiry (the signal still pending, discarded below; the part of a period
+  // that had not ended) is added to its latest stack, as for a thread that exits. The lock is
+  // held until those ends are in the ring, so a thread exiting meanwhile waits in
+  // thread_exiting() (its clock stays readable) and then finds its timer gone.
   pthread_mutex_lock(&g_timers_mutex);
-  for (const thread_timer& t : g_timers) timer_delete(t.timer);
-  g_timers.clear();
-  pthread_mutex_unlock(&g_timers_mutex);
+  for (thread_timer& t : g_timers) {
+    t.ended_nanos = cpu_clock_nanos(t.clock);
+    timer_delete(t.timer);
+  }
   if (!g_per_thread) {
     itimerval off{};
     setitimer(ITIMER_PROF, &off, nullptr);
@@ -451,11 +577,15 @@ bool stop_writing_to(const std::ostream* only) {
   sigaction(SIGPROF, &ignore, nullptr);
   sigaction(SIGPROF, &g_previous_action, nullptr);
   while (g_in_handler.load(std::memory_order_acquire) != 0) sched_yield();
+  for (const thread_timer& t : g_timers) end_timer(t, t.ended_nanos, 0);
+  g_timers.clear();
+  pthread_mutex_unlock(&g_timers_mutex);
 
   g_reader_stop.store(true, std::memory_order_release);
   pthread_join(g_reader, nullptr);
   drain();
   g_active_generation.store(0, std::memory_order_release);
+  g_accounts.clear();  // before g_counts, whose keys it points to, is handed over
 
   std::ostream* out = g_out;
   g_out = nullptr;
@@ -510,12 +640,21 @@ void thread_started() noexcept {
   }
 }
 
-void thread_exiting() noexcept {
+void thread_exiting(std::uintptr_t start_routine) noexcept {
+  if (g_active_generation.load(std::memory_order_acquire) == 0) return;
+  // SIGPROF stays blocked until the thread ends: a signal of its timer still pending is then never
+  // delivered, and the CPU time it stood for is counted once, from the thread's clock.
+  sigset_t prof;
+  sigemptyset(&prof);
+  sigaddset(&prof, SIGPROF);
+  pthread_sigmask(SIG_BLOCK, &prof, nullptr);
   const pid_t tid = current_tid();
   pthread_mutex_lock(&g_timers_mutex);
   for (std::size_t i = 0; i < g_timers.size(); ++i) {
     if (g_timers[i].tid == tid) {
+      const std::int64_t cpu_nanos = cpu_clock_nanos(g_timers[i].clock);
       timer_delete(g_timers[i].timer);
+      end_timer(g_timers[i], cpu_nanos, start_routine);
       g_timers[i] = g_timers.back();
       g_timers.pop_back();
       break;

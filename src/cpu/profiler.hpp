@@ -30,6 +30,20 @@
 //   scheduler ticks; a thread may block SIGPROF) queue no signal of their own. A full ring
 //   counts the sample as dropped; the profile then carries one sample of the pseudo-function
 //   "leakless::lost_samples" with the dropped count (as Go's runtime._LostExternalCode).
+// - The tail of a thread. When a per-thread timer ends (its thread exits, or stop()), some of the
+//   thread's CPU time is in no sample: expiries the kernel has not noticed yet, a signal still
+//   pending, the part of a period that has not ended. With threads that live for a few dozen
+//   periods, that is several percent of their time. So each timer's signals carry its id
+//   (sigev_value), the thread's CPU clock is read when the timer is armed and when it is deleted,
+//   and the end of the timer goes through the ring after the timer's samples: the reader then
+//   raises the timer's sample total to the thread's CPU time in whole periods (rounded to the
+//   nearest: the first expiry's phase is uniform, so that is the expected number of expiries),
+//   adding the difference to the thread's latest sampled stack, or its start routine if it was
+//   never sampled. Only CPU time since the arming counts (a thread existing at start has a past).
+//   An exiting thread blocks SIGPROF first, so its pending signal is never delivered and is
+//   counted once, by the clock; stop() reads each live thread's clock just before deleting its
+//   timer. Every sample keeps cpu/nanoseconds = samples/count x period, as in Go's profile. The
+//   setitimer fallback has no per-thread clock: its tails are not counted.
 // - stop() deletes the timers, discards SIGPROF signals still pending, restores the previous
 //   SIGPROF action, waits for handlers still running, drains the ring and writes the profile:
 //   sample types samples/count and cpu/nanoseconds, period type cpu/nanoseconds, period 1e9/hz,
@@ -72,8 +86,11 @@ bool running() noexcept;
 bool per_thread_timers() noexcept;
 
 // Called by the pthread_create wrapper in the new thread, before and after its start routine.
+// thread_exiting() counts the thread's CPU time its samples did not cover (attributed to
+// `start_routine`, when given, if the thread was never sampled) and leaves SIGPROF blocked: the
+// thread must be ending.
 void thread_started() noexcept;
-void thread_exiting() noexcept;
+void thread_exiting(std::uintptr_t start_routine = 0) noexcept;
 
 // Live timers of the running profile (for tests: threads that exit delete theirs).
 std::size_t timer_count() noexcept;

@@ -3,8 +3,9 @@
 // pseudo-function), the API's rules (a second start fails, stop without start is harmless, twenty
 // start/stop cycles work, bad rates are refused), a 70/30 CPU split sampled within +-10 points,
 // the process-wide timer fallback, errno preserved across the handler, per-thread timers deleted
-// as threads exit, no deadlock with a thread looping on dlopen/dlclose, and a forked child that
-// does not inherit the running profile.
+// as threads exit, the CPU time of a thread's tail counted when its timer ends (at its exit or at
+// stop, only since the profile started), no deadlock with a thread looping on dlopen/dlclose, and a
+// forked child that does not inherit the running profile.
 //
 // How it works: profiles are written to a std::ostringstream and read back with the project's
 // decoder. Tests that need samples to arrive are skipped under ThreadSanitizer, whose runtime
@@ -16,6 +17,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 #include <stdexcept>
@@ -239,6 +241,107 @@ TEST(CpuProfile, ThreadsStartedLaterArmAndDeleteTheirTimers) {
   EXPECT_GT(cpu_test::samples_through(p, "burn_"), 20);
 #endif
   EXPECT_EQ(cpu::timer_count(), 0u);
+}
+
+// The tail of a thread: when its timer ends, the CPU time its samples did not cover (expiries not
+// noticed yet, a pending signal, the unfinished period) is counted, in whole periods, so a thread's
+// total is its CPU time since its timer was armed, rounded to the nearest period (or one more when
+// every expiry was delivered). Bounds: at least floor(worker CPU / period) - 1, at most 15% above
+// the CPU of the worker and the main thread together (+2) — no run can miss them.
+constexpr double kPeriodSeconds = 1.0 / cpu::kDefaultHz;
+
+// Every sample's cpu/nanoseconds is samples/count x period (added tails included), as in Go.
+void expect_cpu_is_samples_times_period(const profile& p) {
+  for (const auto& s : p.samples) {
+    ASSERT_EQ(s.values.size(), 2u);
+    EXPECT_EQ(s.values[1], s.values[0] * p.period);
+  }
+}
+
+void expect_total_covers(const profile& p, double worker_cpu, double all_cpu) {
+  const auto total = static_cast<double>(cpu_test::total_samples(p));
+  EXPECT_GE(total, std::floor(worker_cpu / kPeriodSeconds) - 1) << "worker CPU s: " << worker_cpu;
+  EXPECT_LE(total, all_cpu / kPeriodSeconds * 1.15 + 2) << "CPU s of all threads: " << all_cpu;
+  expect_cpu_is_samples_times_period(p);
+}
+
+// A worker started during the profile burns 0.35 s (35 periods at 100 Hz) and exits before
+// stop() (its tail is counted at its exit) or after it (stop() counts it; the exit adds nothing).
+void check_worker_tail(bool exits_before_stop) {
+  std::ostringstream out;
+  const double main_start = cpu_test::thread_cpu_seconds();
+  cpu::start(out);
+  const bool per_thread = cpu::per_thread_timers();
+  std::atomic<int> phase{0};  // 1: the worker burned its share, 2: it may exit
+  double worker_cpu = 0;
+  std::thread worker([&] {
+    cpu::thread_started();  // what libleakless.so's pthread_create wrapper does
+    cpu_test::burn_split(0.35);
+    worker_cpu = cpu_test::thread_cpu_seconds();
+    phase = 1;
+    phase.notify_all();
+    phase.wait(1);
+    cpu::thread_exiting();
+  });
+  phase.wait(0);
+  if (exits_before_stop) {
+    phase = 2;
+    phase.notify_all();
+    worker.join();
+  }
+  const profile p = stop_and_decode(out);
+  const double main_cpu = cpu_test::thread_cpu_seconds() - main_start;
+  if (!exits_before_stop) {
+    phase = 2;
+    phase.notify_all();
+    worker.join();
+  }
+  if (!per_thread) GTEST_SKIP() << "no per-thread CPU timers here";
+  expect_total_covers(p, worker_cpu, worker_cpu + main_cpu);
+  std::printf("0.35 s thread: %.1f ms of CPU, %lld samples\n", worker_cpu * 1e3,
+              static_cast<long long>(cpu_test::total_samples(p)));
+}
+
+TEST(CpuProfile, ExitingThreadTailIsCounted) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  check_worker_tail(true);
+}
+
+TEST(CpuProfile, LiveThreadTailIsCountedAtStop) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  check_worker_tail(false);
+}
+
+// A thread that exists when the profile starts: only its CPU time since then is counted.
+TEST(CpuProfile, ThreadsCpuBeforeStartIsNotCounted) {
+  SKIP_WITHOUT_ASYNC_SIGNALS();
+  std::atomic<int> phase{0};  // 1: burned before the profile, 2: the profile runs
+  double before_cpu = 0, end_cpu = 0, after_cpu = 0;
+  std::thread worker([&] {
+    cpu_test::burn_split(0.3);
+    before_cpu = cpu_test::thread_cpu_seconds();
+    phase = 1;
+    phase.notify_all();
+    phase.wait(1);
+    const double resumed = cpu_test::thread_cpu_seconds();
+    cpu_test::burn_split(0.2);
+    end_cpu = cpu_test::thread_cpu_seconds();
+    after_cpu = end_cpu - resumed;
+    cpu::thread_exiting();
+  });
+  phase.wait(0);
+  std::ostringstream out;
+  const double main_start = cpu_test::thread_cpu_seconds();
+  cpu::start(out);
+  const bool per_thread = cpu::per_thread_timers();
+  phase = 2;
+  phase.notify_all();
+  worker.join();
+  const profile p = stop_and_decode(out);
+  if (!per_thread) GTEST_SKIP() << "no per-thread CPU timers here";
+  const double main_cpu = cpu_test::thread_cpu_seconds() - main_start;
+  // The 0.3 s before the start would add 30 samples: far above the bound.
+  expect_total_covers(p, after_cpu, end_cpu - before_cpu + main_cpu);
 }
 
 TEST(CpuProfile, NoDeadlockWithDlopenDlcloseLoop) {

@@ -7,13 +7,16 @@
 // skipped by accident: RTLD_NEXT could find a second wrapper of ours in a linked + preloaded
 // program) on a trampoline. The trampoline records the thread's stack bounds and, while a CPU
 // profile runs, arms the thread's CPU timer; a cleanup handler (run on return, pthread_exit and
-// cancellation) deletes that timer, so exiting threads leak no timer ids. If the record cannot be
-// allocated the thread is started unwrapped (it is then profiled only if it exists at a start).
+// cancellation) deletes that timer, so exiting threads leak no timer ids, and has the CPU time
+// its samples did not cover counted (cpu::thread_exiting, given the start routine). If the record
+// cannot be allocated the thread is started unwrapped (it is then profiled only if it exists at a
+// start).
 #include <dlfcn.h>
 #include <pthread.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <new>
 
 #include <gnu/lib-names.h>
@@ -43,14 +46,18 @@ struct start_record {
   void* argument;
 };
 
-void on_exit_cleanup(void*) { leakless::cpu::thread_exiting(); }
+void on_exit_cleanup(void* record) {
+  // The start routine stands for a thread that used CPU time but was never sampled.
+  leakless::cpu::thread_exiting(
+      reinterpret_cast<std::uintptr_t>(static_cast<const start_record*>(record)->routine));
+}
 
 void* trampoline(void* raw) {
   const start_record record = *static_cast<start_record*>(raw);
   delete static_cast<start_record*>(raw);
   leakless::cpu::thread_started();
   void* result = nullptr;
-  pthread_cleanup_push(on_exit_cleanup, nullptr);
+  pthread_cleanup_push(on_exit_cleanup, const_cast<start_record*>(&record));
   result = record.routine(record.argument);
   pthread_cleanup_pop(1);
   return result;
