@@ -59,7 +59,8 @@ struct record {
   std::uintptr_t frames[kMaxDepth];
 };
 
-record g_ring[kRingSlots];
+// Zero-initialised, hence constant-initialised: it lies in .bss and its pages stay untouched.
+record g_ring[kRingSlots]{};
 std::atomic<std::uint64_t> g_head{0};  // next slot to reserve
 std::atomic<std::uint64_t> g_tail{0};  // next slot to read (the reader's alone)
 std::atomic<std::uint64_t> g_dropped{0};
