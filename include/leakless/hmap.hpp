@@ -170,6 +170,14 @@ inline std::size_t slot_of_bit(std::uint64_t bits) noexcept {
   return static_cast<std::size_t>(std::countr_zero(bits)) >> 3;
 }
 #endif
+// How many slots a mask holds. std::popcount is a library call without -mpopcnt (not in the
+// x86-64 baseline); this is a few arithmetic instructions.
+constexpr std::size_t count_slots(std::uint64_t bits) noexcept {
+  bits -= (bits >> 1) & 0x5555555555555555ull;
+  bits = (bits & 0x3333333333333333ull) + ((bits >> 2) & 0x3333333333333333ull);
+  bits = (bits + (bits >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return static_cast<std::size_t>((bits * 0x0101010101010101ull) >> 56);
+}
 constexpr std::uint8_t tophash(std::uint64_t hash) noexcept {
   const auto top = static_cast<std::uint8_t>(hash >> 56);
   return top < kMinTopHash ? static_cast<std::uint8_t>(top + kMinTopHash) : top;
@@ -1089,6 +1097,9 @@ class hmap {
     const std::size_t target_count = doubling ? 2 : 1;
     bucket targets[2] = {buckets_.at(unit), doubling ? buckets_.at(unit + units) : bucket()};
     for (std::size_t t = 0; t < target_count; ++t) targets[t].ctl().reset();
+    if constexpr (kNothrowRelocate && kNothrowHash) {
+      if (move_small_unit(unit, sources, doubling, targets)) return;
+    }
 
     std::size_t total = 0;
     for (std::size_t s = 0; s < sources; ++s)
@@ -1200,6 +1211,43 @@ class hmap {
     }
   }
 
+  // move_unit's common case, in one pass: no old bucket of the unit has overflow buckets and its
+  // entries fit in the targets' main buckets, so nothing is allocated and nothing can throw.
+  // Returns false, having changed nothing, when that is not the case.
+  bool move_small_unit(std::size_t unit, std::size_t sources, bool doubling,
+                       const bucket (&targets)[2]) noexcept {
+    const std::size_t units = unit_count();
+    std::size_t total = 0;
+    for (std::size_t s = 0; s < sources; ++s) {
+      const bucket head = old_buckets_.at(unit + s * units);
+      if (head.next()) return false;
+      total += hmap_detail::count_slots(hmap_detail::live_slots(head.word()));
+    }
+    if (total > hmap_detail::kSlots) return false;  // a shrink that needs overflow buckets
+    std::size_t filled[2] = {0, 0};
+    for (std::size_t s = 0; s < sources; ++s) {
+      const bucket head = old_buckets_.at(unit + s * units);
+      const std::uint64_t word = head.word();
+      std::uint64_t marks = hmap_detail::kEvacuatedEmpty * 0x0101010101010101ull;
+      for (std::uint64_t live = hmap_detail::live_slots(word); live != 0; live &= live - 1) {
+        const std::size_t slot = hmap_detail::slot_of_bit(live);
+        const bool up = doubling && (hash_of(key_storage::get(head.key(slot))) & units) != 0;
+        const bucket to = targets[up ? 1 : 0];
+        const std::size_t to_slot = filled[up ? 1 : 0]++;
+        key_storage::relocate(to.key_address(to_slot), head.key(slot));
+        value_storage::relocate(to.value_address(to_slot), head.value(slot));
+        key_storage::drop_source(head.key(slot));
+        value_storage::drop_source(head.value(slot));
+        to.top(to_slot) = static_cast<std::uint8_t>(word >> (slot * 8));
+        const std::uint8_t mark =
+            up || s != 0 ? hmap_detail::kEvacuatedY : hmap_detail::kEvacuatedX;
+        marks ^= static_cast<std::uint64_t>(hmap_detail::kEvacuatedEmpty ^ mark) << (slot * 8);
+      }
+      std::memcpy(head.ctl().tophash, &marks, sizeof marks);
+    }
+    return true;
+  }
+
   // Marks the empty slots of an evacuated old bucket, once its live slots have been marked
   // evacuatedX/Y (empty_slots() only matches 0 and 1).
   static void mark_evacuated_empty(bucket head) noexcept {
@@ -1212,7 +1260,7 @@ class hmap {
   static std::size_t live_in_chain(bucket head) noexcept {
     std::size_t live = 0;
     for (bucket b = head; b; b = b.next()) {
-      live += static_cast<std::size_t>(std::popcount(hmap_detail::live_slots(b.word())));
+      live += hmap_detail::count_slots(hmap_detail::live_slots(b.word()));
     }
     return live;
   }
