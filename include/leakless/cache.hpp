@@ -7,12 +7,42 @@
 // Sharding. The cache is split into 2^s shards by the top bits of the key's hash; each shard has
 // its own mutex, hash table, eviction queues, frequency sketch, expiry heap and counters, and its
 // own share of the bounds (the shares add up to the bounds exactly, so the whole cache can never
-// exceed them even while every shard is being written). A read locks only its shard: a read must
-// reorder the queues, so it needs a writer's lock, and striping is the simple, correct way to keep
-// readers of different keys apart (Caffeine's lock-free read buffers are cleverer; they are not
-// needed here). The number of shards is picked so that each shard keeps at least 128 entries (or
-// 64 KiB) — a small cache has one shard, so that its eviction order is exactly the policy's —
-// and at most four per hardware thread, 64 at most; cache_options::shards overrides it.
+// exceed them even while every shard is being written). Writes lock their shard; hits do not
+// (see "Concurrent reads"). The number of shards is picked so that each shard keeps at least 128
+// entries (or 64 KiB) — a small cache has one shard, so that its eviction order is exactly the
+// policy's — and at most four per hardware thread, 64 at most; cache_options::shards overrides it.
+//
+// Concurrent reads (as Caffeine does them, without a garbage collector). A get probes the shard's
+// table without the lock: tags and slots are atomics, a node's key, value and hash never change
+// once it is in the table (a put over a key builds a new node and swaps it into the slot), and
+// its deadline is an atomic copy of its slot in the deadline heap, so the reader checks expiry
+// itself. On a hit it copies the value, counts the hit and stores the node's address in the
+// shard's read buffer, a fixed ring of 32 slots; the reader whose slot is the last one replays the
+// buffer under the lock if the lock is free (try_lock), and every write, locked read and cleanup
+// replays it first. Replaying does what a locked hit did: it counts the key in the sketch and
+// moves the entry within (or between) its queues; the hits go to the climber's sample. The
+// buffer is lossy: a record is dropped when two readers pick the same slot or when the buffer
+// wraps before a replay, as in Caffeine (this loses a little frequency information under
+// contention, never an entry or a count of hits). Anything else (a miss, an expired entry, a key
+// that a concurrent erase was shifting in the table) is asked again under the lock, which counts
+// the miss and removes an expired entry. A cache with expire_after_access reads under the lock,
+// since each read moves the entry's deadline in the heap.
+//   Nodes are never freed while a reader may hold one: removal unlinks a node under the lock and
+// retires it, as a rehash retires the table's old arrays, and retired memory is freed only once
+// every reader that could have seen it has left. Readers register in the shard's read gate: two
+// counters, one per parity of the shard's epoch. A reader reads the epoch, increments that
+// epoch's counter (it also carries the reader's hit count in its upper bits, so a hit costs no
+// third atomic operation), checks that the epoch did not change meanwhile (else it moves to the
+// new one) and decrements the counter when it leaves. A writer, under the lock, flips the epoch
+// once it has retired something and frees the previous epoch's retirements when that epoch's
+// counter shows no reader in flight (after replaying the read buffer, which may name them):
+// readers that enter after the flip cannot find what was retired before it, so the previous
+// counter drains, and new readers never hold up reclamation. The writer checks a counter with a
+// read-modify-write (adding 0), so a reader whose increment comes after it reads from it and sees
+// everything the writer did before (the removals, the flip); the decrement is a release that the
+// writer's check acquires, so a reader's last access to a node happens before
+// the node is freed. In a single-threaded program the counter is always 0 and retired memory is
+// freed at once.
 //
 // Eviction (W-TinyLFU, as Caffeine does it). A shard's entries live on three intrusive LRU lists:
 // the admission window (1% of the shard's capacity) and the main space, a segmented LRU of a
@@ -38,12 +68,12 @@
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
 // key and value own; 0 when no weigher is given) plus entry_overhead: the node holding the key,
-// the value and the entry's links (rounded up to malloc's granule, plus malloc's header), up to
-// 8/3 slots of the shard's hash table and a slot of the deadline heap. So the bound is on the
+// the value, the entry's links and deadline (rounded up to malloc's granule, plus malloc's header),
+// up to 8/3 slots of the shard's hash table and a slot of the deadline heap. So the bound is on the
 // memory the cache really holds, not on a count the caller made up, provided the weigher also
 // counts what the allocator adds to the key's and value's own blocks (a std::string of capacity 40
 // occupies a 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts of uint64 keys and
-// empty strings into a cache of 8 MiB leave 7.85 MiB allocated (61,680 entries). stats().bytes is
+// empty strings into a cache of 8 MiB leave 7.54 MiB allocated (58,248 entries). stats().bytes is
 // the current total weight.
 //
 // Expiry. Each entry has a deadline: the earliest of write time + expire_after_write (or + the
@@ -195,6 +225,11 @@ class frequency_sketch {
     return f;
   }
 
+  // Asks the processor to fetch h's counters (before a batch of increments).
+  void prefetch(std::uint64_t h) const noexcept {
+    if (!table_.empty()) __builtin_prefetch(&table_[block_of(h)], 1);
+  }
+
   void increment(std::uint64_t h) noexcept {
     if (table_.empty()) return;
     block& b = table_[block_of(h)];
@@ -268,9 +303,10 @@ class cache {
   std::optional<V> get(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
+    std::optional<V> result;
+    if (try_get(s, key, low(h), result)) return result;
     std::int64_t t = read_time();
     notices pending;
-    std::optional<V> result;
     {
       std::lock_guard lock(s.mu);
       if (node* n = s.lookup(key, low(h), t, pending)) result.emplace(n->value);
@@ -298,6 +334,7 @@ class cache {
       if (node* n = s.table.find(key, low(h), eq_)) {
         const bool expired = s.expires_of(n) <= t;
         s.remove(n, expired ? removal_cause::expired : removal_cause::explicit_, pending);
+        s.reclaim();
         erased = !expired;
       }
     }
@@ -322,6 +359,10 @@ class cache {
   V get_or_load(const K& key, Loader&& load) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
+    {
+      std::optional<V> hit;
+      if (try_get(s, key, low(h), hit)) return std::move(*hit);
+    }
     std::int64_t t = read_time();
     notices pending;
     std::promise<V> promise;
@@ -369,7 +410,7 @@ class cache {
     cache_stats total;
     for (const auto& s : shards_) {
       std::lock_guard lock(s->mu);
-      total.hits += s->stats.hits;
+      total.hits += s->stats.hits + s->unfolded_hits();
       total.misses += s->stats.misses;
       total.evictions += s->stats.evictions;
       total.expirations += s->stats.expirations;
@@ -386,8 +427,10 @@ class cache {
       notices pending;
       {
         std::lock_guard lock(s->mu);
+        s->drain();
         s->expire(t, pending);
         s->compact();
+        s->reclaim();
       }
       notify(pending);
     }
@@ -399,26 +442,31 @@ class cache {
  private:
   enum class region : std::uint8_t { window, probation, protect };
 
-  // An entry: one allocation of its own (so that its address is stable for the intrusive lists
-  // and the heap), found through the shard's table.
+  // An entry: one allocation of its own (so that its address is stable for the intrusive lists,
+  // the heap and lock-free readers), found through the shard's table. Its key, value and hash
+  // never change once it is in the table (a put over it builds a new node), so a reader may read
+  // them without the lock; everything else belongs to the shard's lock.
   struct node {
     K key;
     V value;
+    // The effective deadline (kNever if none), also the entry's key in the deadline heap; atomic
+    // because a lock-free read checks it.
+    std::atomic<std::int64_t> expires{cache_detail::kNever};
     node* prev = nullptr;
-    node* next = nullptr;
+    node* next = nullptr;  // also the link of the shard's lists of retired nodes
     std::size_t weight = 0;
-    std::int64_t write_deadline = cache_detail::kNever;  // write time + write ttl
     std::uint32_t hash = 0;  // the low half of hash_of(key): the table's and the sketch's hash
-    // The entry's slot in the deadline heap (which holds its effective deadline), npos if none.
-    std::uint32_t heap_index : 30 = npos;
+    // The entry's slot in the deadline heap, npos if none.
+    std::uint32_t heap_index : 29 = npos;
     region where : 2 = region::window;
+    std::uint32_t dead : 1 = 0;  // removed from the table; freed once no reader can hold it
 
     node(K&& k, V&& v) : key(std::move(k)), value(std::move(v)) {}
   };
-  static constexpr std::uint32_t npos = (std::uint32_t{1} << 30) - 1;
+  static constexpr std::uint32_t npos = (std::uint32_t{1} << 29) - 1;
 
-  // A slot of the deadline heap: an entry's effective deadline (kept here rather than in the node,
-  // so that a node without one does not pay for it and sifting reads no node).
+  // A slot of the deadline heap: an entry's effective deadline (kept here too, so that sifting
+  // reads no node).
   struct deadline_slot {
     std::int64_t expires;
     node* n;
@@ -428,23 +476,56 @@ class cache {
   // with a parallel array of one-byte tags (0: empty; else 0x80 | 7 bits of the hash) so that a
   // probe compares keys only on a tag match. The hash is computed once per operation and kept in
   // the node; deletion shifts the following entries back (no tombstones). At most 3/4 full.
+  // Writers change it under the shard's lock; find_concurrent() probes it without the lock (see
+  // "Concurrent reads"): tags and slots are atomics, a new node's slot is stored before its tag,
+  // and the arrays replaced by a rehash are kept (old()) until the shard frees them.
   class hash_table {
    public:
+    struct arrays {
+      explicit arrays(std::size_t cap)
+          : mask(cap - 1),
+            tags(std::make_unique<std::atomic<std::uint8_t>[]>(cap)),
+            slots(std::make_unique<std::atomic<node*>[]>(cap)) {}
+      std::size_t mask;
+      std::unique_ptr<std::atomic<std::uint8_t>[]> tags;
+      std::unique_ptr<std::atomic<node*>[]> slots;
+    };
+
     hash_table() = default;
     hash_table(const hash_table&) = delete;
     hash_table& operator=(const hash_table&) = delete;
 
     std::size_t size() const noexcept { return count_; }
-    std::size_t capacity() const noexcept { return tags_ ? mask_ + 1 : 0; }
+    std::size_t capacity() const noexcept { return a_ ? a_->mask + 1 : 0; }
 
+    // Under the shard's lock.
     node* find(const K& key, std::uint32_t h, const KeyEqual& eq) const {
       if (count_ == 0) return nullptr;
       const std::uint8_t tag = tag_of(h);
-      for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-        const std::uint8_t t = tags_[i];
+      for (std::size_t i = h & a_->mask;; i = (i + 1) & a_->mask) {
+        const std::uint8_t t = a_->tags[i].load(std::memory_order_relaxed);
         if (t == 0) return nullptr;
-        if (t == tag && eq(slots_[i]->key, key)) return slots_[i];
+        node* n = a_->slots[i].load(std::memory_order_relaxed);
+        if (t == tag && eq(n->key, key)) return n;
       }
+    }
+    // Without the lock, by a reader registered with the shard's gate. It may miss an entry that a
+    // concurrent erase is shifting back (the caller then asks again under the lock), and may
+    // return a node that a writer has just removed (still readable: it is not freed yet). The
+    // array and slot loads are sequentially consistent: see shard::reclaim().
+    node* find_concurrent(const K& key, std::uint32_t h, const KeyEqual& eq) const {
+      const arrays* a = published_.load(std::memory_order_seq_cst);
+      if (a == nullptr) return nullptr;
+      const std::uint8_t tag = tag_of(h);
+      for (std::size_t i = h & a->mask, probes = 0; probes <= a->mask;
+           ++probes, i = (i + 1) & a->mask) {
+        const std::uint8_t t = a->tags[i].load(std::memory_order_acquire);
+        if (t == 0) return nullptr;
+        if (t != tag) continue;
+        node* n = a->slots[i].load(std::memory_order_seq_cst);
+        if (n != nullptr && n->hash == h && eq(n->key, key)) return n;
+      }
+      return nullptr;
     }
     // Makes room for one more entry (call before allocating it, so that a failure leaks nothing).
     void reserve_one() {
@@ -452,22 +533,26 @@ class cache {
     }
     // Adds n (its key absent); reserve_one() first.
     void insert(node* n) noexcept {
-      place(n);
+      place(*a_, n);
       ++count_;
     }
+    // Puts n where old is (the same key).
+    void replace(const node* old, node* n) noexcept {
+      a_->slots[slot_of(old)].store(n, std::memory_order_release);
+    }
     void erase(const node* n) noexcept {
-      std::size_t i = n->hash & mask_;
-      while (slots_[i] != n) i = (i + 1) & mask_;
-      for (std::size_t j = (i + 1) & mask_; tags_[j] != 0; j = (j + 1) & mask_) {
-        const std::size_t home = slots_[j]->hash & mask_;
+      arrays& a = *a_;
+      std::size_t i = slot_of(n);
+      for (std::size_t j = (i + 1) & a.mask; tag(j) != 0; j = (j + 1) & a.mask) {
+        const std::size_t home = slot(j)->hash & a.mask;
         // The entry at j stays if its home lies cyclically in (i, j].
         if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
-        tags_[i] = tags_[j];
-        slots_[i] = slots_[j];
+        a.slots[i].store(slot(j), std::memory_order_release);
+        a.tags[i].store(tag(j), std::memory_order_release);
         i = j;
       }
-      tags_[i] = 0;
-      slots_[i] = nullptr;
+      a.tags[i].store(0, std::memory_order_release);
+      a.slots[i].store(nullptr, std::memory_order_release);
       --count_;
     }
     // Gives the arrays back once most entries are gone (the table never shrinks by itself).
@@ -479,35 +564,47 @@ class cache {
     template <class F>
     void for_each(F f) const {
       for (std::size_t i = 0; i < capacity(); ++i) {
-        if (tags_[i] != 0) f(slots_[i]);
+        if (tag(i) != 0) f(slot(i));
       }
     }
+    // The arrays replaced by rehashes, which lock-free readers may still be probing.
+    std::vector<std::unique_ptr<arrays>>& old() noexcept { return old_; }
 
    private:
     static std::uint8_t tag_of(std::uint32_t h) noexcept {
       return static_cast<std::uint8_t>(0x80 | (h >> 25));
     }
-    void place(node* n) noexcept {
-      std::size_t i = n->hash & mask_;
-      while (tags_[i] != 0) i = (i + 1) & mask_;
-      tags_[i] = tag_of(n->hash);
-      slots_[i] = n;
+    std::uint8_t tag(std::size_t i) const noexcept {
+      return a_->tags[i].load(std::memory_order_relaxed);
+    }
+    node* slot(std::size_t i) const noexcept {
+      return a_->slots[i].load(std::memory_order_relaxed);
+    }
+    std::size_t slot_of(const node* n) const noexcept {
+      std::size_t i = n->hash & a_->mask;
+      while (slot(i) != n) i = (i + 1) & a_->mask;
+      return i;
+    }
+    // The slot before the tag: a reader that sees the tag sees the node.
+    static void place(arrays& a, node* n) noexcept {
+      std::size_t i = n->hash & a.mask;
+      while (a.tags[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & a.mask;
+      a.slots[i].store(n, std::memory_order_release);
+      a.tags[i].store(tag_of(n->hash), std::memory_order_release);
     }
     void rehash(std::size_t cap) {
-      auto tags = std::make_unique<std::uint8_t[]>(cap);
-      auto slots = std::make_unique<node*[]>(cap);
-      const std::size_t old_cap = capacity();
-      std::swap(tags, tags_);
-      std::swap(slots, slots_);
-      mask_ = cap - 1;
-      for (std::size_t i = 0; i < old_cap; ++i) {
-        if (tags[i] != 0) place(slots[i]);
+      auto fresh = std::make_unique<arrays>(cap);
+      for (std::size_t i = 0; i < capacity(); ++i) {
+        if (tag(i) != 0) place(*fresh, slot(i));
       }
+      if (a_) old_.push_back(std::move(a_));
+      a_ = std::move(fresh);
+      published_.store(a_.get(), std::memory_order_release);
     }
 
-    std::unique_ptr<std::uint8_t[]> tags_;
-    std::unique_ptr<node*[]> slots_;
-    std::size_t mask_ = 0;
+    std::unique_ptr<arrays> a_;
+    std::atomic<const arrays*> published_{nullptr};  // a_, for lock-free readers
+    std::vector<std::unique_ptr<arrays>> old_;
     std::size_t count_ = 0;
   };
 
@@ -516,10 +613,12 @@ class cache {
   // cache itself holds per entry: the node (key, value, the entry's links and deadline) with
   // malloc's header, rounded up to malloc's 16-byte granule; up to 8/3 table slots of a pointer
   // and a tag byte each (the table is at most 3/4 full, and at least 3/8 after growing; it does
-  // not shrink by itself); and a slot of the deadline heap.
+  // not shrink by itself); and a slot of the deadline heap with its write deadline (kept only
+  // with expire_after_access). Retired nodes that readers may still hold are not counted: they
+  // are freed as soon as those readers leave.
   static constexpr std::size_t entry_overhead = (sizeof(node) + sizeof(void*) + 15) / 16 * 16 +
                                                 (8 * (sizeof(node*) + 1) + 2) / 3 +
-                                                sizeof(deadline_slot);
+                                                sizeof(deadline_slot) + sizeof(std::int64_t);
 
  private:
   struct notice {
@@ -554,13 +653,35 @@ class cache {
     std::uint64_t hits = 0, misses = 0, evictions = 0, expirations = 0, loads = 0;
   };
 
+  // The read gate's words (see "Concurrent reads"): the low 24 bits count the readers in flight,
+  // the bits above count their hits since the shard last folded them into its counters.
+  static constexpr std::uint64_t kHit = std::uint64_t{1} << 24;
+  static constexpr std::uint64_t kInFlight = kHit - 1;
+  static constexpr std::size_t kReadBuffer = 32;  // slots of a shard's read buffer (2^k)
+
+  // The removed nodes and replaced table arrays of one generation, waiting to be freed.
+  struct graveyard {
+    node* nodes = nullptr;  // linked by next
+    std::vector<std::unique_ptr<typename hash_table::arrays>> arrays;
+
+    bool empty() const noexcept { return nodes == nullptr && arrays.empty(); }
+    void free() noexcept {
+      while (nodes != nullptr) delete std::exchange(nodes, nodes->next);
+      arrays.clear();
+    }
+  };
+
   struct shard {
     const cache* owner = nullptr;
     mutable std::mutex mu;
-    hash_table table;  // owns the nodes (deleted by remove() and ~shard())
+    hash_table table;  // owns the nodes (deleted through the graveyards and ~shard())
     std::unordered_map<K, std::shared_future<V>, Hash, KeyEqual> loading;
     list window, probation, protect;
     std::vector<deadline_slot> heap;  // min-heap of entries with a deadline, by deadline
+    // With expire_after_access only: each heap slot's write deadline (write time + write ttl, what
+    // an access cannot move past), kept beside the heap rather than in the node so that an entry
+    // without a deadline, or a cache without expire_after_access, does not pay for it.
+    std::vector<std::int64_t> written;
     cache_detail::frequency_sketch sketch;
     std::size_t max_entries = 0, max_bytes = 0;   // this shard's share; 0 = unbounded
     std::size_t window_max = 0, protect_max = 0;  // in region units
@@ -573,11 +694,21 @@ class cache {
     std::size_t bytes = 0;
     std::uint64_t rng = 0x9e3779b97f4a7c15ull;
     counters stats;
+    // Removed under the lock since the last epoch flip, and removed before it (waiting for the
+    // readers of the previous epoch to leave).
+    graveyard retired, waiting;
+
+    // Touched by lock-free readers, on cache lines of their own.
+    alignas(64) std::atomic<std::uint64_t> epoch{0};
+    std::atomic<std::uint64_t> gate[2] = {};  // readers in flight (by epoch parity) and hits
+    alignas(64) std::atomic<node*> reads[kReadBuffer] = {};  // the lossy read buffer
 
     shard() = default;
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
     ~shard() {
+      retired.free();
+      waiting.free();
       table.for_each([](node* n) { delete n; });
     }
 
@@ -596,10 +727,109 @@ class cache {
              (max_bytes != 0 && bytes > max_bytes);
     }
 
+    // --- concurrent reads ---
+
+    // A hit without the lock: copies the value of key's live entry into out and records the
+    // access in the read buffer. False when the key was not found or its entry has expired (the
+    // caller asks again under the lock, which counts the miss or removes the expired entry).
+    bool try_get(const K& key, std::uint32_t h, std::optional<V>& out) {
+      std::uint64_t e = 0, ticket = 0;
+      for (;;) {  // enter the current epoch's gate (re-checked: see reclaim())
+        e = epoch.load(std::memory_order_seq_cst);
+        ticket = gate[e & 1].fetch_add(1, std::memory_order_seq_cst);
+        if (epoch.load(std::memory_order_seq_cst) == e) break;
+        gate[e & 1].fetch_sub(1, std::memory_order_release);
+      }
+      struct leave {
+        std::atomic<std::uint64_t>& word;
+        bool hit = false;
+        ~leave() { word.fetch_add(hit ? kHit - 1 : ~std::uint64_t{0}, std::memory_order_release); }
+      } guard{gate[e & 1]};
+      node* n = table.find_concurrent(key, h, owner->eq_);
+      if (n == nullptr) return false;
+      const std::int64_t expires = n->expires.load(std::memory_order_relaxed);
+      if (expires != cache_detail::kNever && expires <= owner->now()) return false;
+      out.emplace(n->value);
+      // The slot: the hits and readers counted before this one, so that a lone reader fills the
+      // buffer in order and concurrent ones mostly pick different slots (a clash loses a record,
+      // as a full buffer does: the buffer is lossy, as Caffeine's is).
+      const std::size_t slot = ((ticket >> 24) + (ticket & kInFlight)) & (kReadBuffer - 1);
+      reads[slot].store(n, std::memory_order_release);
+      guard.hit = true;
+      return slot == kReadBuffer - 1;  // true: a hit, and the buffer is due for replay
+    }
+
+    // Replays the read buffer (under the lock): each recorded access of a live entry counts in
+    // the sketch and reorders the queues, as a locked hit does; the gate's hit counts move to
+    // the shard's counters.
+    // A slot is read and then cleared without an atomic exchange: a record stored in between is
+    // lost (the buffer is lossy), but no record of a node can outlive a drain that follows the
+    // exit of every reader that could have stored it, which is what reclaim() needs. The
+    // sketch's counters and the queue neighbours are fetched for all records first.
+    void drain() noexcept {
+      node* batch[kReadBuffer];
+      std::size_t count = 0;
+      for (auto& slot : reads) {
+        node* n = slot.load(std::memory_order_acquire);
+        if (n == nullptr) continue;
+        slot.store(nullptr, std::memory_order_relaxed);
+        if (n->dead) continue;
+        sketch.prefetch(n->hash);
+        __builtin_prefetch(n->prev, 1);
+        __builtin_prefetch(n->next, 1);
+        batch[count++] = n;
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        sketch.increment(batch[i]->hash);
+        on_access(batch[i]);
+      }
+      for (auto& word : gate) {
+        const std::uint64_t hits = word.load(std::memory_order_relaxed) >> 24;
+        if (hits == 0) continue;
+        word.fetch_sub(hits << 24, std::memory_order_relaxed);
+        stats.hits += hits;
+        sample_hits += hits;
+      }
+    }
+
+    // Hits counted by the gate and not folded yet (under the lock).
+    std::uint64_t unfolded_hits() const noexcept {
+      return (gate[0].load(std::memory_order_relaxed) >> 24) +
+             (gate[1].load(std::memory_order_relaxed) >> 24);
+    }
+
+    // Frees what was removed once no reader can hold it (under the lock; see "Concurrent reads").
+    void reclaim() noexcept {
+      if (!waiting.empty()) {
+        if (!previous_epoch_left()) return;
+        drain();  // the buffer may hold the waiting nodes
+        waiting.free();
+      }
+      for (auto& a : table.old()) retired.arrays.push_back(std::move(a));
+      table.old().clear();
+      if (retired.empty()) return;
+      std::swap(waiting, retired);
+      epoch.store(epoch.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+      if (!previous_epoch_left()) return;
+      drain();
+      waiting.free();
+    }
+    // Whether every reader that entered before the last epoch flip has left. An atomic
+    // read-modify-write, not a load: a reader whose increment of the counter comes after it in
+    // the counter's order reads from it (read-modify-writes continue its release sequence), so
+    // everything this thread did before, the removals and the flip, happens before that reader's
+    // probe, and it cannot find what the waiting graveyard holds. Readers that incremented before
+    // it are counted.
+    bool previous_epoch_left() noexcept {
+      const std::uint64_t previous = (epoch.load(std::memory_order_relaxed) - 1) & 1;
+      return (gate[previous].fetch_add(0, std::memory_order_seq_cst) & kInFlight) == 0;
+    }
+
     // Finds a live entry and records the access; removes an expired one. Counts hit or miss.
     // t may be cache_detail::kUnread (see read_time()): the clock is read here, under the lock,
     // only if the entry has a deadline.
     node* lookup(const K& key, std::uint32_t h, std::int64_t& t, notices& pending) {
+      drain();
       node* n = table.find(key, h, owner->eq_);
       if (n == nullptr) {
         ++stats.misses;
@@ -610,6 +840,7 @@ class cache {
       if (expires <= t) {
         remove(n, removal_cause::expired, pending);
         ++stats.misses;
+        reclaim();
         return nullptr;
       }
       ++stats.hits;
@@ -617,7 +848,8 @@ class cache {
       sketch.increment(n->hash);
       on_access(n);
       if (owner->access_ttl_ > 0) {
-        set_deadline(n, std::min(n->write_deadline, cache_detail::deadline(t, owner->access_ttl_)));
+        const std::int64_t w = written_at(n->heap_index);
+        set_deadline(n, std::min(w, cache_detail::deadline(t, owner->access_ttl_)), w);
       }
       return n;
     }
@@ -642,6 +874,7 @@ class cache {
     // ttl: 0 = the options' expire_after_write, > 0 = this entry's, < 0 = expired already.
     void insert(K&& key, std::uint32_t h, V&& value, std::int64_t ttl, std::int64_t t,
                 notices& pending) {
+      drain();
       expire(t, pending);
       if (ttl < 0) {  // expired from the start: it replaces the old value and is gone at once
         if (node* old = table.find(key, h, owner->eq_))
@@ -650,6 +883,7 @@ class cache {
         if (owner->opts_.removal_listener) {
           pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
         }
+        reclaim();
         return;
       }
       std::size_t weight = entry_overhead;
@@ -658,38 +892,50 @@ class cache {
       const std::int64_t write_deadline = cache_detail::deadline(t, write_ttl);
       const std::int64_t deadline =
           std::min(write_deadline, cache_detail::deadline(t, owner->access_ttl_));
-      node* n = table.find(key, h, owner->eq_);
-      if (n != nullptr) {
-        if (owner->opts_.removal_listener) {
-          pending.push_back(notice{std::move(key), std::move(n->value), removal_cause::replaced});
-        }
-        n->value = std::move(value);
-        list& l = list_of(n->where);
-        l.unlink(n, units(n));
-        bytes = bytes - n->weight + weight;
-        n->weight = weight;
-        l.push_back(n, units(n));
-        on_access(n);
-      } else {
+      node* old = table.find(key, h, owner->eq_);
+      if (old == nullptr) {
         if (sketch.capacity() < table.size() + 1 && max_entries == 0) {
           sketch.ensure_capacity(2 * (table.size() + 1));
         }
         table.reserve_one();
-        n = new node(std::move(key), std::move(value));
-        n->hash = h;
+      }
+      // A new node even for a key already present: lock-free readers may be copying the old
+      // value, so it is not assigned in place; the old node is retired instead.
+      node* n = new node(std::move(key), std::move(value));
+      n->hash = h;
+      n->weight = weight;
+      n->expires.store(deadline, std::memory_order_relaxed);
+      if (old != nullptr) {
+        if (owner->opts_.removal_listener) {
+          pending.push_back(notice{old->key, old->value, removal_cause::replaced});
+        }
+        list& l = list_of(old->where);
+        l.unlink(old, units(old));
+        n->where = old->where;
+        l.push_back(n, units(n));
+        bytes = bytes - old->weight + weight;
+        if (old->heap_index != npos) {
+          n->heap_index = old->heap_index;
+          heap[n->heap_index].n = n;
+          old->heap_index = npos;
+        }
+        table.replace(old, n);
+        retire(old);
+        on_access(n);
+      } else {
         table.insert(n);
-        n->weight = weight;
         bytes += weight;
         window.push_back(n, units(n));
         ++sample_misses;
       }
       sketch.increment(h);
-      n->write_deadline = write_deadline;
-      set_deadline(n, deadline);
+      set_deadline(n, deadline, write_deadline);
       evict(pending);
+      reclaim();
     }
 
-    // Unlinks n from everything and destroys it (handing key and value to the listener).
+    // Unlinks n from everything and retires it (handing copies of key and value to the listener:
+    // a lock-free reader may still be reading them).
     void remove(node* n, removal_cause cause, notices& pending) {
       list_of(n->where).unlink(n, units(n));
       if (n->heap_index != npos) heap_erase(n->heap_index);
@@ -697,10 +943,14 @@ class cache {
       if (cause == removal_cause::size) ++stats.evictions;
       if (cause == removal_cause::expired) ++stats.expirations;
       table.erase(n);
-      const std::unique_ptr<node> gone(n);
-      if (owner->opts_.removal_listener) {
-        pending.push_back(notice{std::move(n->key), std::move(n->value), cause});
-      }
+      if (owner->opts_.removal_listener) pending.push_back(notice{n->key, n->value, cause});
+      retire(n);
+    }
+    // n is out of the table: it is freed once no reader can hold it (reclaim()).
+    void retire(node* n) noexcept {
+      n->dead = 1;
+      n->next = retired.nodes;
+      retired.nodes = n;
     }
 
     void expire(std::int64_t t, notices& pending) {
@@ -713,7 +963,10 @@ class cache {
     // table never shrinks by itself). Cost: a pass over what is left, only when it is small.
     void compact() {
       table.compact();
-      if (heap.capacity() > 64 && heap.size() * 4 < heap.capacity()) heap.shrink_to_fit();
+      if (heap.capacity() > 64 && heap.size() * 4 < heap.capacity()) {
+        heap.shrink_to_fit();
+        written.shrink_to_fit();
+      }
     }
 
     void evict(notices& pending) {
@@ -826,30 +1079,40 @@ class cache {
     }
 
     // --- the deadline heap ---
-    std::int64_t expires_of(const node* n) const noexcept {
-      return n->heap_index == npos ? cache_detail::kNever : heap[n->heap_index].expires;
+    static std::int64_t expires_of(const node* n) noexcept {
+      return n->expires.load(std::memory_order_relaxed);
     }
-    void set_deadline(node* n, std::int64_t deadline) {
+    void set_deadline(node* n, std::int64_t deadline, std::int64_t write_deadline) {
+      n->expires.store(deadline, std::memory_order_relaxed);
       if (deadline == cache_detail::kNever) {
         if (n->heap_index != npos) heap_erase(n->heap_index);
         return;
       }
       if (n->heap_index == npos) {
         heap.push_back(deadline_slot{deadline, n});
+        if (tracks_written()) written.push_back(write_deadline);
         n->heap_index = static_cast<std::uint32_t>(heap.size() - 1) & npos;
       } else {
         heap[n->heap_index].expires = deadline;
+        if (tracks_written()) written[n->heap_index] = write_deadline;
       }
       heap_fix(n->heap_index);
     }
-    void heap_place(std::size_t i, const deadline_slot& d) noexcept {
+    bool tracks_written() const noexcept { return owner->access_ttl_ > 0; }
+    // The write deadline of heap slot i (npos: none).
+    std::int64_t written_at(std::size_t i) const noexcept {
+      return i == npos || !tracks_written() ? cache_detail::kNever : written[i];
+    }
+    void heap_place(std::size_t i, const deadline_slot& d, std::int64_t w) noexcept {
       heap[i] = d;
+      if (tracks_written()) written[i] = w;
       d.n->heap_index = static_cast<std::uint32_t>(i) & npos;
     }
     void heap_fix(std::size_t i) noexcept {
       const deadline_slot d = heap[i];
+      const std::int64_t w = written_at(i);
       while (i > 0 && heap[(i - 1) / 2].expires > d.expires) {
-        heap_place(i, heap[(i - 1) / 2]);
+        heap_place(i, heap[(i - 1) / 2], written_at((i - 1) / 2));
         i = (i - 1) / 2;
       }
       for (;;) {
@@ -857,18 +1120,20 @@ class cache {
         if (c >= heap.size()) break;
         if (c + 1 < heap.size() && heap[c + 1].expires < heap[c].expires) ++c;
         if (heap[c].expires >= d.expires) break;
-        heap_place(i, heap[c]);
+        heap_place(i, heap[c], written_at(c));
         i = c;
       }
-      heap_place(i, d);
+      heap_place(i, d, w);
     }
     void heap_erase(std::size_t i) noexcept {
       node* gone = heap[i].n;
       const deadline_slot last = heap.back();
+      const std::int64_t last_w = written_at(heap.size() - 1);
       heap.pop_back();
+      if (tracks_written()) written.pop_back();
       gone->heap_index = npos;
       if (last.n != gone) {
-        heap_place(i, last);
+        heap_place(i, last, last_w);
         heap_fix(i);
       }
     }
@@ -951,6 +1216,20 @@ class cache {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
+  }
+
+  // A hit without the shard's lock (see "Concurrent reads"); false: ask again under the lock.
+  // A cache with expire_after_access always reads under the lock (a read moves the deadline).
+  bool try_get(shard& s, const K& key, std::uint32_t h, std::optional<V>& out) {
+    if (access_ttl_ > 0) return false;
+    if (s.try_get(key, h, out)) {  // a hit that filled the read buffer: replay it if idle
+      std::unique_lock lock(s.mu, std::try_to_lock);
+      if (lock.owns_lock()) {
+        s.drain();
+        s.reclaim();
+      }
+    }
+    return out.has_value();
   }
 
   // The time for a read: now() when the options make every entry expire, else kUnread, and
