@@ -17,32 +17,36 @@
 // once it is in the table (a put over a key builds a new node and swaps it into the slot), and
 // its deadline is an atomic copy of its slot in the deadline heap, so the reader checks expiry
 // itself. On a hit it copies the value, counts the hit and stores the node's address in the
-// shard's read buffer, a fixed ring of 32 slots; the reader whose slot is the last one replays the
-// buffer under the lock if the lock is free (try_lock), and every write, locked read and cleanup
-// replays it first. Replaying does what a locked hit did: it counts the key in the sketch and
-// moves the entry within (or between) its queues; the hits go to the climber's sample. The
-// buffer is lossy: a record is dropped when two readers pick the same slot or when the buffer
-// wraps before a replay, as in Caffeine (this loses a little frequency information under
-// contention, never an entry or a count of hits). Anything else (a miss, an expired entry, a key
-// that a concurrent erase was shifting in the table) is asked again under the lock, which counts
-// the miss and removes an expired entry. A cache with expire_after_access reads under the lock,
-// since each read moves the entry's deadline in the heap.
+// shard's read buffer. Gate and buffer are striped (4 stripes, each on cache lines of its own,
+// each with its own gate counters and a fixed ring of 16 slots): a thread takes a stripe round
+// robin on its first read and keeps it, so that two threads hitting the same hot shard do not
+// bounce one cache line between their cores on every hit. The reader whose slot is the last one
+// of its stripe's ring replays the whole buffer (every stripe) under the lock if the lock is free
+// (try_lock), and every write, locked read and cleanup replays it first. Replaying does what a
+// locked hit did: it counts the key in the sketch and moves the entry within (or between) its
+// queues; the hits go to the climber's sample. The buffer is lossy: a record is dropped when two
+// readers pick the same slot or when the buffer wraps before a replay, as in Caffeine (this loses a
+// little frequency information under contention, never an entry or a count of hits). Anything else
+// (a miss, an expired entry, a key that a concurrent erase was shifting in the table) is asked
+// again under the lock, which counts the miss and removes an expired entry. A cache with
+// expire_after_access reads under the lock, since each read moves the entry's deadline in the heap.
 //   Nodes are never freed while a reader may hold one: removal unlinks a node under the lock and
 // retires it, as a rehash retires the table's old arrays, and retired memory is freed only once
-// every reader that could have seen it has left. Readers register in the shard's read gate: two
-// counters, one per parity of the shard's epoch. A reader reads the epoch, increments that
-// epoch's counter (it also carries the reader's hit count in its upper bits, so a hit costs no
-// third atomic operation), checks that the epoch did not change meanwhile (else it moves to the
-// new one) and decrements the counter when it leaves. A writer, under the lock, flips the epoch
-// once it has retired something and frees the previous epoch's retirements when that epoch's
-// counter shows no reader in flight (after replaying the read buffer, which may name them):
-// readers that enter after the flip cannot find what was retired before it, so the previous
-// counter drains, and new readers never hold up reclamation. The writer checks a counter with a
-// read-modify-write (adding 0), so a reader whose increment comes after it reads from it and sees
-// everything the writer did before (the removals, the flip); the decrement is a release that the
-// writer's check acquires, so a reader's last access to a node happens before
-// the node is freed. In a single-threaded program the counter is always 0 and retired memory is
-// freed at once.
+// every reader that could have seen it has left. Readers register in the shard's read gate: in
+// each stripe, two counters, one per parity of the shard's epoch. A reader reads the epoch,
+// increments that epoch's counter in its stripe (it also carries the stripe's hit count in its
+// upper bits, so a hit costs no third atomic operation; replays fold the hits of every stripe
+// into the shard's counters, and stats() adds those not folded yet), checks that the epoch did
+// not change meanwhile (else it moves to the new one) and decrements the counter when it leaves.
+// A writer, under the lock, flips the epoch once it has retired something and frees the previous
+// epoch's retirements when that epoch's counters, in every stripe, show no reader in flight
+// (after replaying the read buffer, which may name them): readers that enter after the flip
+// cannot find what was retired before it, so the previous counters drain, and new readers never
+// hold up reclamation. The writer checks each stripe's counter with a read-modify-write (adding
+// 0), so a reader whose increment comes after it reads from it and sees everything the writer did
+// before (the removals, the flip); the decrement is a release that the writer's check acquires,
+// so a reader's last access to a node happens before the node is freed. In a single-threaded
+// program the counters are always 0 and retired memory is freed at once.
 //
 // Eviction (W-TinyLFU, as Caffeine does it). A shard's entries live on three intrusive LRU lists:
 // the admission window (1% of the shard's capacity) and the main space, a segmented LRU of a
@@ -194,6 +198,17 @@ inline std::int64_t deadline(std::int64_t now, std::int64_t after) noexcept {
   if (after <= 0) return kNever;
   if (now > kNever - after) return kNever;
   return now + after;
+}
+
+// The read stripes of a shard (see "Concurrent reads"), and the calling thread's: threads take
+// stripes round robin in the order of their first lock-free read, so that up to kReadStripes
+// threads reading the same shard touch cache lines of their own.
+inline constexpr std::size_t kReadStripes = 4;
+inline std::size_t read_stripe() noexcept {
+  static constinit std::atomic<std::size_t> next{0};
+  static constinit thread_local std::size_t mine = 0;  // the stripe + 1; 0: none yet
+  if (mine == 0) mine = next.fetch_add(1, std::memory_order_relaxed) % kReadStripes + 1;
+  return mine - 1;
 }
 
 // 4-bit count-min sketch in 64-byte blocks (Caffeine's layout): a key's 4 counters, one per
@@ -657,7 +672,13 @@ class cache {
   // the bits above count their hits since the shard last folded them into its counters.
   static constexpr std::uint64_t kHit = std::uint64_t{1} << 24;
   static constexpr std::uint64_t kInFlight = kHit - 1;
-  static constexpr std::size_t kReadBuffer = 32;  // slots of a shard's read buffer (2^k)
+  static constexpr std::size_t kReadSlots = 16;  // slots of a stripe's read buffer (2^k)
+
+  // One stripe of a shard's read gate and read buffer, on cache lines of its own.
+  struct alignas(64) read_stripe {
+    std::atomic<std::uint64_t> gate[2] = {};    // readers in flight (by epoch parity) and hits
+    std::atomic<node*> reads[kReadSlots] = {};  // the lossy read buffer
+  };
 
   // The removed nodes and replaced table arrays of one generation, waiting to be freed.
   struct graveyard {
@@ -700,8 +721,7 @@ class cache {
 
     // Touched by lock-free readers, on cache lines of their own.
     alignas(64) std::atomic<std::uint64_t> epoch{0};
-    std::atomic<std::uint64_t> gate[2] = {};  // readers in flight (by epoch parity) and hits
-    alignas(64) std::atomic<node*> reads[kReadBuffer] = {};  // the lossy read buffer
+    read_stripe stripes[cache_detail::kReadStripes];
 
     shard() = default;
     shard(const shard&) = delete;
@@ -733,69 +753,80 @@ class cache {
     // access in the read buffer. False when the key was not found or its entry has expired (the
     // caller asks again under the lock, which counts the miss or removes the expired entry).
     bool try_get(const K& key, std::uint32_t h, std::optional<V>& out) {
+      read_stripe& mine = stripes[cache_detail::read_stripe()];
       std::uint64_t e = 0, ticket = 0;
       for (;;) {  // enter the current epoch's gate (re-checked: see reclaim())
         e = epoch.load(std::memory_order_seq_cst);
-        ticket = gate[e & 1].fetch_add(1, std::memory_order_seq_cst);
+        ticket = mine.gate[e & 1].fetch_add(1, std::memory_order_seq_cst);
         if (epoch.load(std::memory_order_seq_cst) == e) break;
-        gate[e & 1].fetch_sub(1, std::memory_order_release);
+        mine.gate[e & 1].fetch_sub(1, std::memory_order_release);
       }
       struct leave {
         std::atomic<std::uint64_t>& word;
         bool hit = false;
         ~leave() { word.fetch_add(hit ? kHit - 1 : ~std::uint64_t{0}, std::memory_order_release); }
-      } guard{gate[e & 1]};
+      } guard{mine.gate[e & 1]};
       node* n = table.find_concurrent(key, h, owner->eq_);
       if (n == nullptr) return false;
       const std::int64_t expires = n->expires.load(std::memory_order_relaxed);
       if (expires != cache_detail::kNever && expires <= owner->now()) return false;
       out.emplace(n->value);
-      // The slot: the hits and readers counted before this one, so that a lone reader fills the
-      // buffer in order and concurrent ones mostly pick different slots (a clash loses a record,
-      // as a full buffer does: the buffer is lossy, as Caffeine's is).
-      const std::size_t slot = ((ticket >> 24) + (ticket & kInFlight)) & (kReadBuffer - 1);
-      reads[slot].store(n, std::memory_order_release);
+      // The slot: the hits and readers counted in the stripe before this one, so that a lone
+      // reader fills its stripe's buffer in order and concurrent ones mostly pick different slots
+      // (a clash loses a record, as a full buffer does: the buffer is lossy, as Caffeine's is).
+      const std::size_t slot = ((ticket >> 24) + (ticket & kInFlight)) & (kReadSlots - 1);
+      mine.reads[slot].store(n, std::memory_order_release);
       guard.hit = true;
-      return slot == kReadBuffer - 1;  // true: a hit, and the buffer is due for replay
+      return slot == kReadSlots - 1;  // true: a hit, and the stripe's buffer is due for replay
     }
 
     // Replays the read buffer (under the lock): each recorded access of a live entry counts in
     // the sketch and reorders the queues, as a locked hit does; the gate's hit counts move to
-    // the shard's counters.
+    // the shard's counters. A stripe whose words count no hit since the last fold holds no
+    // record to replay and is skipped: a reader stores its record before the release that
+    // counts its hit, and the fold reads the words (acquire) before the slots, so a record is
+    // either seen by the drain that folds its hit or still counted for the next one.
     // A slot is read and then cleared without an atomic exchange: a record stored in between is
     // lost (the buffer is lossy), but no record of a node can outlive a drain that follows the
     // exit of every reader that could have stored it, which is what reclaim() needs. The
     // sketch's counters and the queue neighbours are fetched for all records first.
     void drain() noexcept {
-      node* batch[kReadBuffer];
+      node* batch[kReadSlots * cache_detail::kReadStripes];
       std::size_t count = 0;
-      for (auto& slot : reads) {
-        node* n = slot.load(std::memory_order_acquire);
-        if (n == nullptr) continue;
-        slot.store(nullptr, std::memory_order_relaxed);
-        if (n->dead) continue;
-        sketch.prefetch(n->hash);
-        __builtin_prefetch(n->prev, 1);
-        __builtin_prefetch(n->next, 1);
-        batch[count++] = n;
+      for (auto& stripe : stripes) {
+        std::uint64_t stripe_hits = 0;
+        for (auto& word : stripe.gate) {
+          const std::uint64_t hits = word.load(std::memory_order_acquire) >> 24;
+          if (hits == 0) continue;
+          word.fetch_sub(hits << 24, std::memory_order_relaxed);
+          stripe_hits += hits;
+        }
+        if (stripe_hits == 0) continue;
+        stats.hits += stripe_hits;
+        sample_hits += stripe_hits;
+        for (auto& slot : stripe.reads) {
+          node* n = slot.load(std::memory_order_acquire);
+          if (n == nullptr) continue;
+          slot.store(nullptr, std::memory_order_relaxed);
+          if (n->dead) continue;
+          sketch.prefetch(n->hash);
+          __builtin_prefetch(n->prev, 1);
+          __builtin_prefetch(n->next, 1);
+          batch[count++] = n;
+        }
       }
       for (std::size_t i = 0; i < count; ++i) {
         sketch.increment(batch[i]->hash);
         on_access(batch[i]);
       }
-      for (auto& word : gate) {
-        const std::uint64_t hits = word.load(std::memory_order_relaxed) >> 24;
-        if (hits == 0) continue;
-        word.fetch_sub(hits << 24, std::memory_order_relaxed);
-        stats.hits += hits;
-        sample_hits += hits;
-      }
     }
 
     // Hits counted by the gate and not folded yet (under the lock).
     std::uint64_t unfolded_hits() const noexcept {
-      return (gate[0].load(std::memory_order_relaxed) >> 24) +
-             (gate[1].load(std::memory_order_relaxed) >> 24);
+      std::uint64_t hits = 0;
+      for (const auto& stripe : stripes)
+        for (const auto& word : stripe.gate) hits += word.load(std::memory_order_relaxed) >> 24;
+      return hits;
     }
 
     // Frees what was removed once no reader can hold it (under the lock; see "Concurrent reads").
@@ -822,7 +853,10 @@ class cache {
     // it are counted.
     bool previous_epoch_left() noexcept {
       const std::uint64_t previous = (epoch.load(std::memory_order_relaxed) - 1) & 1;
-      return (gate[previous].fetch_add(0, std::memory_order_seq_cst) & kInFlight) == 0;
+      for (auto& stripe : stripes)
+        if ((stripe.gate[previous].fetch_add(0, std::memory_order_seq_cst) & kInFlight) != 0)
+          return false;
+      return true;
     }
 
     // Finds a live entry and records the access; removes an expired one. Counts hit or miss.

@@ -2,7 +2,8 @@
 // threads write and read (checked by a fifth), get_or_load runs one load for 1,000 threads missing
 // on the same key and hands a throwing loader's exception to every waiter without caching
 // anything, lock-free hits read whole values of their own key while writers replace, erase and
-// rehash, and the background cleanup thread removes expired entries nobody touches. No test
+// rehash, hits from more threads than read stripes are all counted and reach the eviction policy,
+// and the background cleanup thread removes expired entries nobody touches. No test
 // sleeps for a duration or asserts on timing: threads wait for each other through counters.
 #include <atomic>
 #include <chrono>
@@ -172,7 +173,8 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
     if (v.size() != 64 || v.compare(0, prefix.size(), prefix) != 0) return false;
     return v.back() == static_cast<char>('a' + key % 26);
   };
-  constexpr int kKeys = 400, kGets = 40000;
+  // More readers than read stripes, so that some share a stripe's gate and buffer.
+  constexpr int kKeys = 400, kGets = 40000, kReaders = 6;
   std::atomic<int> writers_left{2};
   std::atomic<int> bad{0};
   std::atomic<std::uint64_t> hits{0};
@@ -194,7 +196,7 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
       writers_left.fetch_sub(1);
     });
   }
-  for (int t = 0; t < 2; ++t) {
+  for (int t = 0; t < kReaders; ++t) {
     threads.emplace_back([&, t] {
       std::uint32_t x = 99u + static_cast<std::uint32_t>(t);
       std::uint64_t mine = 0;
@@ -213,7 +215,7 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
   EXPECT_EQ(writers_left.load(), 0);
   EXPECT_EQ(bad.load(), 0);
   const leakless::cache_stats s = c.stats();
-  EXPECT_EQ(s.hits + s.misses, 2u * kGets);
+  EXPECT_EQ(s.hits + s.misses, std::uint64_t{kReaders} * kGets);
   EXPECT_EQ(s.hits, hits.load());
   EXPECT_LE(c.size(), opts.max_entries);
   // Whatever is left is readable and belongs to its key.
@@ -222,6 +224,39 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
       EXPECT_TRUE(belongs(key, *v)) << key;
     }
   }
+}
+
+// Lock-free hits from more threads than there are read stripes are all counted, and the accesses
+// they record reach the eviction policy: a key read by every thread survives a scan of one-hit
+// keys afterwards.
+TEST(CacheConcurrency, HitsOfEveryReadStripeCountAndReachThePolicy) {
+  leakless::cache_options<int, int> opts;
+  opts.max_entries = 100;
+  opts.shards = 1;
+  leakless::cache<int, int> c(opts);
+  c.put(-1, -1);
+  constexpr int kReaders = 6, kGets = 2000;
+  std::atomic<int> ready{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kReaders; ++t) {
+    threads.emplace_back([&] {
+      ready.fetch_add(1);
+      while (ready.load() < kReaders) std::this_thread::yield();
+      for (int i = 0; i < kGets; ++i) {
+        const auto v = c.get(-1);
+        if (!v || *v != -1) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  const leakless::cache_stats s = c.stats();
+  EXPECT_EQ(s.hits, std::uint64_t{kReaders} * kGets);
+  EXPECT_EQ(s.misses, 0u);
+  for (int i = 0; i < 1000; ++i) c.put(i, i);
+  EXPECT_TRUE(c.get(-1).has_value());
+  EXPECT_LE(c.size(), opts.max_entries);
 }
 
 // Every value that enters the cache leaves it exactly once through the listener, whatever mix of
