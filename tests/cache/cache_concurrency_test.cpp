@@ -21,6 +21,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The next state of a small linear congruential generator (Numerical Recipes' constants): each
+// thread's own reproducible stream of keys and operations, with no shared state between threads.
+constexpr std::uint32_t next_random(std::uint32_t x) noexcept { return x * 1664525u + 1013904223u; }
+
 TEST(CacheConcurrency, BoundsHoldUnderFourWriters) {
   for (auto policy : {leakless::eviction::tinylfu, leakless::eviction::lru}) {
     using cache_t = leakless::cache<int, std::string>;
@@ -48,7 +52,7 @@ TEST(CacheConcurrency, BoundsHoldUnderFourWriters) {
       writers.emplace_back([&, t] {
         std::uint32_t x = 12345u + static_cast<std::uint32_t>(t);
         for (int i = 0; i < 20000; ++i) {
-          x = x * 1664525u + 1013904223u;
+          x = next_random(x);
           const int key = static_cast<int>((x >> 8) % 5000);
           if (x & 1) {
             (void)c.get(key);
@@ -183,7 +187,7 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
     threads.emplace_back([&, t] {
       std::uint32_t x = 777u + static_cast<std::uint32_t>(t);
       for (int i = 0; i < 30000; ++i) {
-        x = x * 1664525u + 1013904223u;
+        x = next_random(x);
         const int key = static_cast<int>((x >> 8) % kKeys);
         if ((x >> 28) == 0) {
           c.erase(key);
@@ -201,7 +205,7 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
       std::uint32_t x = 99u + static_cast<std::uint32_t>(t);
       std::uint64_t mine = 0;
       for (int i = 0; i < kGets; ++i) {
-        x = x * 1664525u + 1013904223u;
+        x = next_random(x);
         const int key = static_cast<int>((x >> 8) % kKeys);
         if (auto v = c.get(key)) {
           ++mine;
@@ -284,7 +288,7 @@ TEST(CacheConcurrency, MixedOperationsAccountForEveryValue) {
       pool.emplace_back([&, t] {
         std::uint32_t x = 99u + static_cast<std::uint32_t>(t);
         for (int i = 0; i < 20000; ++i) {
-          x = x * 1664525u + 1013904223u;
+          x = next_random(x);
           const int key = static_cast<int>((x >> 8) % 1000);
           switch ((x >> 24) % 6) {
             case 0:

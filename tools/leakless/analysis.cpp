@@ -290,10 +290,15 @@ std::size_t naming_frame(const std::vector<frame>& stack) {
   return 0;
 }
 
-std::size_t sample_index(const pprof::profile& p, const std::string& type) {
+std::optional<std::size_t> find_sample_index(const pprof::profile& p, const std::string& type) {
   for (std::size_t i = 0; i < p.sample_types.size(); ++i) {
     if (p.sample_types[i].type == type) return i;
   }
+  return std::nullopt;
+}
+
+std::size_t sample_index(const pprof::profile& p, const std::string& type) {
+  if (const std::optional<std::size_t> i = find_sample_index(p, type)) return *i;
   std::string have;
   for (const pprof::value_type& t : p.sample_types) have += (have.empty() ? "" : ", ") + t.type;
   throw std::runtime_error("no sample type '" + type + "' (the profile has: " + have + ")");
@@ -306,11 +311,7 @@ namespace {
 std::optional<std::size_t> objects_index_for(const pprof::profile& p, const std::string& type) {
   constexpr std::string_view space = "_space";
   if (!type.ends_with(space)) return std::nullopt;
-  const std::string objects = type.substr(0, type.size() - space.size()) + "_objects";
-  for (std::size_t i = 0; i < p.sample_types.size(); ++i) {
-    if (p.sample_types[i].type == objects) return i;
-  }
-  return std::nullopt;
+  return find_sample_index(p, type.substr(0, type.size() - space.size()) + "_objects");
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -137,6 +138,9 @@ bool is_own_code(const frame& f);
 
 // Index of the first own-code frame of a stack (leaf first); 0 when there is none.
 std::size_t naming_frame(const std::vector<frame>& stack);
+
+// Index of `type` among the profile's sample types; nullopt if missing.
+std::optional<std::size_t> find_sample_index(const pprof::profile& p, const std::string& type);
 
 // Index of `type` among the profile's sample types; throws std::runtime_error if missing.
 std::size_t sample_index(const pprof::profile& p, const std::string& type);

@@ -50,10 +50,7 @@ json points(const std::vector<series_point>& series) {
 // The last profile's live bytes and objects by the call site that allocated them.
 json top_table(const pprof::profile& p, std::size_t limit) {
   const std::size_t bytes_index = sample_index(p, "inuse_space");
-  std::optional<std::size_t> objects_index;
-  for (std::size_t i = 0; i < p.sample_types.size(); ++i) {
-    if (p.sample_types[i].type == "inuse_objects") objects_index = i;
-  }
+  const std::optional<std::size_t> objects_index = find_sample_index(p, "inuse_objects");
   struct site {
     std::string function, file;
     std::int64_t line = 0;
