@@ -21,7 +21,12 @@
 // order; a key whose unit has not moved yet is read and written where it is. No single operation
 // rehashes the table, new buckets are set up only when their unit arrives (starting a growth costs
 // an allocation, not a pass over memory), and a large old array's pages go back to the system as
-// the sweep leaves them, so freeing it at the end costs no more than any other write.
+// the sweep leaves them, so freeing it at the end costs no more than any other write. Overflow
+// buckets are carved from chunks that belong to their array (Go preallocates some with the array
+// for the same reason): a migration gives back the old array's overflow buckets by the ten
+// thousand, and returning them to malloc one by one left a later malloc sorting them for
+// milliseconds inside a single insert. The old array's chunks are freed one per write after its
+// migration ends.
 //
 // Shrinking, which Go lacks (golang/go#20135). Erasing is what triggers it: once the live count is
 // below an eighth of the maximum load and enough erases have happened at that occupancy
@@ -354,11 +359,116 @@ struct alignas(slot_layout<StoredKey, StoredValue>::align) slots {
   }
 };
 
-// An overflow bucket is allocated on its own, control and slots together.
+// An overflow bucket: control and slots together, carved from an overflow_pool's chunk.
 template <class StoredKey, class StoredValue>
 struct overflow_bucket {
   control<overflow_bucket> ctl;
   slots<StoredKey, StoredValue> data;
+};
+
+// The overflow buckets of one bucket array, carved from chunks instead of one allocation each.
+// A migration frees the old array's overflow buckets by the tens of thousands; handed to malloc
+// one by one, they flood its free lists, and a later malloc that has to sort them stalls for
+// milliseconds in a single insert. A chunk's first bucket is its header: the link to the next
+// chunk and the chunk's length in buckets. Chunks double in size up to about 64 KiB, so a small
+// map wastes little and a large one makes few allocations; a bucket given back goes onto a free
+// list that the next take() reuses. Chunks are freed together, when their array is done with.
+template <class Overflow, class Alloc>
+class overflow_pool {
+  using traits = std::allocator_traits<Alloc>;
+
+ public:
+  overflow_pool() noexcept = default;
+  overflow_pool(overflow_pool&& other) noexcept
+      : chunks_(std::exchange(other.chunks_, nullptr)),
+        free_(std::exchange(other.free_, nullptr)),
+        next_(std::exchange(other.next_, nullptr)),
+        end_(std::exchange(other.end_, nullptr)),
+        in_use_(std::exchange(other.in_use_, 0)),
+        reserved_(std::exchange(other.reserved_, 0)) {}
+  overflow_pool& operator=(overflow_pool&& other) noexcept {
+    overflow_pool moved(std::move(other));
+    swap(moved);
+    return *this;
+  }
+  void swap(overflow_pool& other) noexcept {
+    std::swap(chunks_, other.chunks_);
+    std::swap(free_, other.free_);
+    std::swap(next_, other.next_);
+    std::swap(end_, other.end_);
+    std::swap(in_use_, other.in_use_);
+    std::swap(reserved_, other.reserved_);
+  }
+
+  // An empty overflow bucket.
+  Overflow* take(Alloc& alloc) {
+    Overflow* b = free_;
+    if (b != nullptr) {
+      free_ = b->ctl.overflow;
+    } else {
+      if (next_ == end_) add_chunk(alloc);
+      b = next_++;
+    }
+    b->ctl.reset();
+    ++in_use_;
+    return b;
+  }
+  void give_back(Overflow* b) noexcept {
+    b->ctl.overflow = free_;
+    free_ = b;
+    --in_use_;
+  }
+  std::size_t in_use() const noexcept { return in_use_; }
+  // Buckets held in chunks, headers included.
+  std::size_t reserved() const noexcept { return reserved_; }
+
+  // Hands over the chunk list (for free_chunk) and leaves the pool empty.
+  Overflow* detach_chunks() noexcept {
+    Overflow* chunks = chunks_;
+    *this = overflow_pool();
+    return chunks;
+  }
+  // Frees the first chunk of a list; returns the rest and adds the chunk's length to `freed`.
+  static Overflow* free_chunk(Alloc& alloc, Overflow* chunk, std::size_t& freed) noexcept {
+    Overflow* rest = chunk->ctl.overflow;
+    const std::size_t length = chunk_length(chunk);
+    traits::deallocate(alloc, chunk, length);
+    freed += length;
+    return rest;
+  }
+  void free_all(Alloc& alloc) noexcept {
+    std::size_t freed = 0;
+    for (Overflow* c = detach_chunks(); c != nullptr;) c = free_chunk(alloc, c, freed);
+  }
+
+ private:
+  static constexpr std::size_t kFirstChunk = 16;
+  static constexpr std::size_t kLargestChunk =
+      std::max<std::size_t>(kFirstChunk, (std::size_t{64} << 10) / sizeof(Overflow));
+
+  static std::size_t chunk_length(const Overflow* header) noexcept {
+    std::size_t length;
+    std::memcpy(&length, &header->data, sizeof length);
+    return length;
+  }
+  void add_chunk(Alloc& alloc) {
+    const std::size_t length = std::clamp(reserved_, kFirstChunk, kLargestChunk);
+    Overflow* chunk = traits::allocate(alloc, length);
+    static_assert(sizeof(Overflow::data) >= sizeof(std::size_t));
+    chunk->ctl.overflow = chunks_;
+    std::memcpy(&chunk->data, &length, sizeof length);
+    chunks_ = chunk;
+    next_ = chunk + 1;
+    end_ = chunk + length;
+    reserved_ += length;
+  }
+
+  Overflow* chunks_ = nullptr;  // headers, linked through ctl.overflow
+  Overflow* free_ = nullptr;    // given back, linked through ctl.overflow
+  Overflow* next_ = nullptr;    // the rest of the newest chunk: [next_, end_)
+  Overflow* end_ = nullptr;
+  std::size_t in_use_ = 0;
+  std::size_t reserved_ = 0;
 };
 
 // A bucket as the algorithms see it: its control and its slots, wherever they live. A null
@@ -431,7 +541,7 @@ class hmap {
   template <class T>
   using rebound = typename std::allocator_traits<Allocator>::template rebind_alloc<T>;
   using slots_traits = std::allocator_traits<rebound<slots>>;
-  using overflow_traits = std::allocator_traits<rebound<overflow_bucket>>;
+  using overflow_pool = hmap_detail::overflow_pool<overflow_bucket, rebound<overflow_bucket>>;
   using alloc_traits = std::allocator_traits<Allocator>;
 
   static constexpr bool kTransparent =
@@ -531,8 +641,10 @@ class hmap {
     swap(count_, other.count_);
     swap(evacuated_units_, other.evacuated_units_);
     swap(released_units_, other.released_units_);
-    swap(overflow_, other.overflow_);
-    swap(old_overflow_, other.old_overflow_);
+    pool_.swap(other.pool_);
+    old_pool_.swap(other.old_pool_);
+    swap(retiring_, other.retiring_);
+    swap(retiring_buckets_, other.retiring_buckets_);
     swap(shrink_credit_, other.shrink_credit_);
     swap(seed_, other.seed_);
     swap(log2_buckets_, other.log2_buckets_);
@@ -598,7 +710,6 @@ class hmap {
       destroy_and_free_chains();
       if (old_buckets_) finish_with_old_array();
       for (std::size_t i = 0; i < bucket_count(); ++i) buckets_.ctl[i].reset();
-      overflow_ = 0;
     }
     count_ = 0;
     shrink_credit_ = 0;
@@ -627,7 +738,7 @@ class hmap {
       return;
     }
     const unsigned target = hmap_detail::log2_for(count_);
-    if (target < log2_buckets_ || overflow_ > 0) {
+    if (target < log2_buckets_ || pool_.in_use() > 0) {
       start_migration(std::min<unsigned>(target, log2_buckets_));
       finish_migration();
     }
@@ -639,7 +750,8 @@ class hmap {
     std::size_t bytes = 0;
     if (buckets_) bytes += table_units(log2_buckets_) * sizeof(slots);
     if (old_buckets_) bytes += table_units(old_log2_buckets_) * sizeof(slots);
-    bytes += (overflow_ + old_overflow_) * sizeof(overflow_bucket);
+    bytes +=
+        (pool_.reserved() + old_pool_.reserved() + retiring_buckets_) * sizeof(overflow_bucket);
     if constexpr (key_storage::indirect) bytes += count_ * sizeof(K);
     if constexpr (value_storage::indirect) bytes += count_ * sizeof(V);
     return bytes;
@@ -649,7 +761,7 @@ class hmap {
     s.count = count_;
     s.bucket_count = bucket_count();
     s.old_bucket_count = old_buckets_ ? old_bucket_count() : 0;
-    s.overflow_buckets = overflow_ + old_overflow_;
+    s.overflow_buckets = pool_.in_use() + old_pool_.in_use();
     s.growing = static_cast<bool>(old_buckets_) && log2_buckets_ >= old_log2_buckets_;
     s.shrinking = static_cast<bool>(old_buckets_) && log2_buckets_ < old_log2_buckets_;
     s.memory_bytes = memory_bytes();
@@ -826,9 +938,8 @@ class hmap {
         }
       }
       if (!free_bucket) {
-        overflow_bucket* added = new_overflow_bucket();
+        overflow_bucket* added = new_overflow_bucket(chain.in_old ? old_pool_ : pool_);
         last.ctl().overflow = added;
-        ++(chain.in_old ? old_overflow_ : overflow_);
         free_bucket = bucket(added);
         free_slot = 0;
       }
@@ -842,6 +953,7 @@ class hmap {
       }
       free_bucket.top(free_slot) = top;
       ++count_;
+      if (retiring_ != nullptr) free_a_retired_chunk();
       return {&value_at(free_bucket, free_slot), true};
     }
   }
@@ -866,6 +978,7 @@ class hmap {
     mark_empty_rest(chain_for(hash).head, b, slot);
     if (--count_ == 0) seed_ = hmap_detail::random_u64();  // as Go: harder to aim collisions
     consider_shrinking();
+    if (retiring_ != nullptr) free_a_retired_chunk();
     return 1;
   }
 
@@ -895,7 +1008,7 @@ class hmap {
   // Go's tooManyOverflowBuckets: about as many overflow buckets as regular ones. Go compares a
   // count with 2^min(B, 15) but, above B = 15, counts each overflow bucket only with probability
   // 2^(15-B); the exact count here is compared with 2^B, which is what that sampling estimates.
-  bool too_many_overflow_buckets() const noexcept { return overflow_ >= bucket_count(); }
+  bool too_many_overflow_buckets() const noexcept { return pool_.in_use() >= bucket_count(); }
 
   void consider_shrinking() noexcept {
     if (old_buckets_ || frozen()) return;
@@ -919,15 +1032,34 @@ class hmap {
 
   // ---- memory ----
 
-  overflow_bucket* new_overflow_bucket() {
+  overflow_bucket* new_overflow_bucket(overflow_pool& pool) {
     rebound<overflow_bucket> typed(alloc_);
-    overflow_bucket* added = overflow_traits::allocate(typed, 1);
-    added->ctl.reset();
-    return added;
+    return pool.take(typed);
   }
-  void free_overflow_bucket(overflow_bucket* b) noexcept {
+  // An old array's overflow chunks are freed one per later write (see retire_overflow), not all
+  // in the write that ends its migration: tens of megabytes of populated memory are not given
+  // back to the system for free.
+  void retire_overflow(overflow_pool& pool) noexcept {
+    retiring_buckets_ += pool.reserved();
+    overflow_bucket* chunks = pool.detach_chunks();
+    while (chunks != nullptr) {
+      overflow_bucket* rest = chunks->ctl.overflow;
+      chunks->ctl.overflow = retiring_;
+      retiring_ = chunks;
+      chunks = rest;
+    }
+  }
+  void free_a_retired_chunk() noexcept {
+    std::size_t freed = 0;
     rebound<overflow_bucket> typed(alloc_);
-    overflow_traits::deallocate(typed, b, 1);
+    retiring_ = overflow_pool::free_chunk(typed, retiring_, freed);
+    retiring_buckets_ -= freed;
+  }
+  void free_all_overflow() noexcept {
+    rebound<overflow_bucket> typed(alloc_);
+    pool_.free_all(typed);
+    old_pool_.free_all(typed);
+    while (retiring_ != nullptr) free_a_retired_chunk();
   }
   // Allocates 2^log2 main buckets as one block: the slots, then the controls (placed in whole
   // slot-sized units after them). Their controls are set up now only if asked; a migration sets
@@ -977,10 +1109,9 @@ class hmap {
     table fresh = allocate_table(log2, false);
     old_buckets_ = buckets_;
     old_log2_buckets_ = log2_buckets_;
-    old_overflow_ = overflow_;
+    old_pool_ = std::move(pool_);
     buckets_ = fresh;
     log2_buckets_ = static_cast<std::uint8_t>(log2);
-    overflow_ = 0;
     evacuated_units_ = 0;
     released_units_ = 0;
   }
@@ -1046,7 +1177,7 @@ class hmap {
   void finish_with_old_array() noexcept {
     free_table(old_buckets_, old_log2_buckets_);
     old_log2_buckets_ = 0;
-    old_overflow_ = 0;
+    retire_overflow(old_pool_);
     evacuated_units_ = 0;
   }
 
@@ -1120,18 +1251,16 @@ class hmap {
       });
     }
 
-    std::size_t allocated = 0;
     try {
       for (std::size_t t = 0; t < target_count; ++t) {
         control* tail = &targets[t].ctl();
         for (std::size_t n = hmap_detail::kSlots; n < per_target[t]; n += hmap_detail::kSlots) {
-          tail->overflow = new_overflow_bucket();
+          tail->overflow = new_overflow_bucket(pool_);
           tail = &tail->overflow->ctl;
-          ++allocated;
         }
       }
     } catch (...) {
-      for (std::size_t t = 0; t < target_count; ++t) free_overflow_chain(targets[t]);
+      for (std::size_t t = 0; t < target_count; ++t) free_overflow_chain(targets[t], pool_);
       throw;
     }
 
@@ -1194,7 +1323,7 @@ class hmap {
               value_storage::drop_copy(b.value(slot));
             }
           }
-          free_overflow_chain(targets[t]);
+          free_overflow_chain(targets[t], pool_);
         }
         throw;
       }
@@ -1203,11 +1332,10 @@ class hmap {
         finish_source(b, slot, elsewhere[entry++], s);
       });
     }
-    overflow_ += allocated;
     for (std::size_t s = 0; s < sources; ++s) {
       const bucket head = old_buckets_.at(unit + s * units);
       mark_evacuated_empty(head);
-      old_overflow_ -= free_overflow_chain(head);
+      free_overflow_chain(head, old_pool_);
     }
   }
 
@@ -1264,16 +1392,14 @@ class hmap {
     }
     return live;
   }
-  // Frees a chain's overflow buckets (not the head); returns how many.
-  std::size_t free_overflow_chain(bucket head) noexcept {
-    std::size_t freed = 0;
-    for (overflow_bucket* b = head.ctl().overflow; b != nullptr; ++freed) {
+  // Gives a chain's overflow buckets (not the head) back to the pool they came from.
+  static void free_overflow_chain(bucket head, overflow_pool& pool) noexcept {
+    for (overflow_bucket* b = head.ctl().overflow; b != nullptr;) {
       overflow_bucket* next = b->ctl.overflow;
-      free_overflow_bucket(b);
+      pool.give_back(b);
       b = next;
     }
     head.ctl().overflow = nullptr;
-    return freed;
   }
   void destroy_entries(bucket b) noexcept {
     for (std::uint64_t live = hmap_detail::live_slots(b.word()); live != 0; live &= live - 1) {
@@ -1301,10 +1427,11 @@ class hmap {
     }
   }
   void destroy_and_free_chains() noexcept {
-    for_each_live_chain([&](bucket head, bool in_old) {
+    for_each_live_chain([&](bucket head, bool) {
       for (bucket b = head; b; b = b.next()) destroy_entries(b);
-      (in_old ? old_overflow_ : overflow_) -= free_overflow_chain(head);
+      head.ctl().overflow = nullptr;
     });
+    free_all_overflow();
     count_ = 0;
   }
   void release_all() noexcept {
@@ -1313,7 +1440,6 @@ class hmap {
     if (old_buckets_) finish_with_old_array();
     free_table(buckets_, log2_buckets_);
     log2_buckets_ = 0;
-    overflow_ = 0;
     shrink_credit_ = 0;
   }
   void take_table(hmap& other) noexcept {
@@ -1322,8 +1448,10 @@ class hmap {
     count_ = std::exchange(other.count_, 0);
     evacuated_units_ = std::exchange(other.evacuated_units_, 0);
     released_units_ = std::exchange(other.released_units_, 0);
-    overflow_ = std::exchange(other.overflow_, 0);
-    old_overflow_ = std::exchange(other.old_overflow_, 0);
+    pool_ = std::move(other.pool_);
+    old_pool_ = std::move(other.old_pool_);
+    retiring_ = std::exchange(other.retiring_, nullptr);
+    retiring_buckets_ = std::exchange(other.retiring_buckets_, 0);
     shrink_credit_ = std::exchange(other.shrink_credit_, 0);
     seed_ = std::exchange(other.seed_, hmap_detail::random_u64());
     log2_buckets_ = std::exchange(other.log2_buckets_, 0);
@@ -1487,11 +1615,13 @@ class hmap {
   table buckets_;      // 2^log2_buckets_ main buckets; empty until the first insert
   table old_buckets_;  // the array being migrated from, or empty
   std::size_t count_ = 0;
-  std::size_t evacuated_units_ = 0;  // migration mark: every unit below it has moved
-  std::size_t released_units_ = 0;   // units whose old pages went back to the system
-  std::size_t overflow_ = 0;         // overflow buckets off buckets_
-  std::size_t old_overflow_ = 0;     // overflow buckets off old_buckets_
-  std::size_t shrink_credit_ = 0;    // erases seen at low occupancy since the last shrink check
+  std::size_t evacuated_units_ = 0;      // migration mark: every unit below it has moved
+  std::size_t released_units_ = 0;       // units whose old pages went back to the system
+  overflow_pool pool_;                   // overflow buckets off buckets_
+  overflow_pool old_pool_;               // overflow buckets off old_buckets_
+  overflow_bucket* retiring_ = nullptr;  // chunks of finished old arrays, freed one per write
+  std::size_t retiring_buckets_ = 0;
+  std::size_t shrink_credit_ = 0;  // erases seen at low occupancy since the last shrink check
   std::uint64_t seed_;
   std::uint8_t log2_buckets_ = 0;
   std::uint8_t old_log2_buckets_ = 0;

@@ -476,6 +476,50 @@ TEST(HmapStats, MemoryGrowsWithEntries) {
   }
 }
 
+// memory_bytes() is exactly what the map holds through its allocator, overflow chunks included,
+// and overflow buckets come from chunks: a map with thousands of them made a few dozen
+// allocations. The chunks of a finished old array are freed by the writes after it, and nothing
+// is left behind once the map is gone.
+TEST(HmapStats, MemoryBytesIsWhatTheAllocatorHolds) {
+  using Counters = hmap_test::AllocCounters;
+  using Map =
+      leakless::hmap<std::uint64_t, std::uint64_t, leakless::hash<std::uint64_t>,
+                     std::equal_to<std::uint64_t>,
+                     hmap_test::CountingAllocator<std::pair<const std::uint64_t, std::uint64_t>>>;
+  const std::int64_t live_before = Counters::live_allocations;
+  const std::int64_t bytes_before = Counters::live_bytes;
+  {
+    Map m;
+    const auto held = [&] { return static_cast<std::size_t>(Counters::live_bytes - bytes_before); };
+    const std::uint64_t allocations_before = Counters::total_allocations;
+    std::size_t most_overflow = 0;
+    for (std::uint64_t i = 0; i < 300000; ++i) {
+      m.insert_or_assign(mix64(i), i);
+      most_overflow = std::max(most_overflow, m.stats().overflow_buckets);
+      ASSERT_EQ(m.memory_bytes(), held()) << "after " << i + 1 << " inserts";
+    }
+    const std::uint64_t allocations = Counters::total_allocations - allocations_before;
+    EXPECT_GT(most_overflow, 1000u);
+    EXPECT_LT(allocations, most_overflow / 8) << "overflow buckets are not pooled";
+    for (std::uint64_t i = 0; i < 297000; ++i) {
+      ASSERT_EQ(m.erase(mix64(i)), 1u);
+      ASSERT_EQ(m.memory_bytes(), held()) << "after " << i + 1 << " erases";
+    }
+    // More writes finish the shrink and free the old arrays' chunks: what is left is one table
+    // of the fresh size and the chunks of its own overflow buckets.
+    for (std::uint64_t i = 0; i < 1000; ++i) m.insert_or_assign(mix64(1000000 + i), i);
+    for (std::uint64_t i = 0; i < 1000; ++i) ASSERT_EQ(m.erase(mix64(1000000 + i)), 1u);
+    EXPECT_FALSE(m.stats().shrinking) << describe_stats(m.stats());
+    EXPECT_EQ(m.memory_bytes(), held());
+    EXPECT_LT(m.memory_bytes(), 3000u * 64u) << describe_stats(m.stats());
+    m.clear();
+    EXPECT_EQ(m.memory_bytes(), held());
+    EXPECT_EQ(m.stats().overflow_buckets, 0u);
+  }
+  EXPECT_EQ(Counters::live_allocations, live_before);
+  EXPECT_EQ(Counters::live_bytes, bytes_before);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Growth
 
