@@ -16,6 +16,7 @@
 // that includes malloc's own overhead, plus hmap's memory_bytes(). Output: TSV lines
 // "impl<TAB>N<TAB>metric<TAB>value" on stdout; progress on stderr.
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -35,6 +36,7 @@
 #include <absl/hash/hash.h>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/version.hpp>
+#include <sys/mman.h>
 
 #if __has_include(<leakless/hmap.hpp>)
 #include <leakless/hmap.hpp>
@@ -337,6 +339,29 @@ GrowRun summarize(std::vector<std::int64_t>& lat, std::int64_t total) {
           static_cast<double>(total) / static_cast<double>(n)};
 }
 
+// The page-fault floor: the first touch of each page of fresh memory, as much as a map of n
+// 16-byte entries needs at 32 bytes an entry, each timed on its own. Growing a map has to fault
+// that many pages in, so the slowest single fault the machine shows here bounds the longest
+// insert from below.
+void page_fault_floor(std::size_t n) {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const std::size_t bytes = n * 32 / page * page;
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) fail(n, "page-fault floor: mmap failed");
+  auto* bytes_of = static_cast<volatile unsigned char*>(mem);
+  std::vector<std::int64_t> lat(bytes / page, 1);
+  const std::int64_t start = now_ns();
+  for (std::size_t i = 0; i < lat.size(); ++i) {
+    const std::int64_t t0 = now_ns();
+    bytes_of[i * page] = 1;
+    lat[i] = now_ns() - t0;
+  }
+  const GrowRun faults = summarize(lat, now_ns() - start);
+  munmap(mem, bytes);
+  emit(n, "grow_fault_max_ns", faults.max);
+  emit(n, "grow_fault_p9999_ns", faults.p9999);
+}
+
 template <class M>
 void longest_insert(std::size_t n) {
   const Keys keys = make_keys(n);
@@ -352,6 +377,7 @@ void longest_insert(std::size_t n) {
     emit(n, "grow_floor_max_ns", floor.max);
     emit(n, "grow_floor_p9999_ns", floor.p9999);
   }
+  page_fault_floor(n);
   std::vector<GrowRun> runs;
   for (int r = 0; r < g_opt.grow_runs; ++r) {
     M m;

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	_ "unsafe" // for go:linkname
 )
@@ -227,6 +228,30 @@ func summarize(lat []int64, total int64) growRun {
 	return growRun{float64(lat[n-1]), at(0.9999), at(0.999), float64(total) / float64(n)}
 }
 
+// pageFaultFloor times the first touch of each page of fresh memory (32 bytes for each of n
+// entries), one by one: the slowest single page fault bounds the longest insert from below.
+func pageFaultFloor(n int) {
+	page := os.Getpagesize()
+	size := n * 32 / page * page
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "page-fault floor: mmap:", err)
+		os.Exit(1)
+	}
+	lat := make([]int64, size/page)
+	start := nanotime()
+	for i := range lat {
+		t0 := nanotime()
+		mem[i*page] = 1
+		lat[i] = nanotime() - t0
+	}
+	faults := summarize(lat, nanotime()-start)
+	syscall.Munmap(mem)
+	emit(n, "grow_fault_max_ns", faults.max)
+	emit(n, "grow_fault_p9999_ns", faults.p9999)
+}
+
 // longestInsert grows a map from empty to n entries, timing every insert on its own; repeated
 // -grow-runs times (the median run is reported, and the worst maximum). The noise floor is the
 // same loop with nothing between the two clock reads.
@@ -245,6 +270,7 @@ func longestInsert(n int) {
 	floor := summarize(lat, nanotime()-start)
 	emit(n, "grow_floor_max_ns", floor.max)
 	emit(n, "grow_floor_p9999_ns", floor.p9999)
+	pageFaultFloor(n)
 
 	var runs []growRun
 	for r := 0; r < *growRuns; r++ {
