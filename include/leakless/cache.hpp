@@ -54,17 +54,18 @@
 // frequency sketch, and with a deadline an atomic deadline and a slot of the deadline heap. Nodes
 // live in a per-shard slab (node_slab): chunks of 64 (four of them), 128 (four), 256, ... nodes,
 // allocated whole (no malloc header per node) and never moved, so a node's address is stable for
-// lock-free readers, and named everywhere else by a 32-bit index. A node holds the key, the value
-// and six 32-bit fields: its own index, its queue links, its hash, its weight (saturating at 4 GiB)
-// and its heap slot, region and state (free, live or retired) — 24 bytes beyond key and value. The
-// table's slots are 32-bit indices beside a byte of tag. Deadlines sit beside the nodes, an array
-// of atomics per chunk allocated only once the shard stores its first deadline, and the heap holds
-// 32-bit indices (sifting reads the deadlines from the slab). Measured with 10^6 uint64 keys and
-// values in a cache bounded at 10^6 (cache_bench memory): 45 bytes per entry beyond key and value,
-// 58 with expire_after_write, where one malloc per node with pointer links took 75 and 92. A freed
-// node goes on its chunk's free list and puts take the lowest chunk's free nodes first, so the last
-// chunks empty when the cache shrinks, and cleanup() frees chunks that hold no node in use; a chunk
-// with one long-lived entry stays.
+// lock-free readers, and named everywhere else by a 32-bit index, turned into an address through a
+// table of pointers to each run of 64 nodes (a shift, a load and an add). A node holds the key, the
+// value and six 32-bit fields: its own index, its queue links, its hash, its weight (saturating at
+// 4 GiB) and its heap slot, region and state (free, live or retired) — 24 bytes beyond key and
+// value. The table's slots are 32-bit indices beside a byte of tag. Deadlines sit beside the nodes,
+// an array of atomics per chunk allocated only once the shard stores its first deadline, and the
+// heap holds 32-bit indices (sifting reads the deadlines from the slab). Measured with 10^6 uint64
+// keys and values in a cache bounded at 10^6 (cache_bench memory): 45 bytes per entry beyond key
+// and value, 58 with expire_after_write, where one malloc per node with pointer links took 75 and
+// 92. A freed node goes on its chunk's free list and puts take the lowest chunk's free nodes first,
+// so the last chunks empty when the cache shrinks, and cleanup() frees chunks that hold no node in
+// use; a chunk with one long-lived entry stays.
 //
 // Eviction (W-TinyLFU, as Caffeine does it). A shard's entries live on three intrusive LRU lists:
 // the admission window (1% of the shard's capacity) and the main space, a segmented LRU of a
@@ -514,27 +515,47 @@ class cache {
   // A shard's nodes, in chunks of geometrically growing size, four chunks per doubling: chunks
   // 4o .. 4o+3 (octave o) hold 2^(o + 6) nodes each, so the chunk added last is at most a quarter
   // of those before it and at most a fifth of the slab is allocated but not yet handed out.
-  // Octave o starts at index 256 (2^o - 1), so finding a node from its index is a few shifts, a
-  // count of leading zeros and a load from a fixed directory of chunk pointers. Chunks are never
-  // moved or reallocated, so a node's address never changes; they are allocated whole (no malloc
-  // header per node) and their nodes are written (made resident) only as they are handed out.
-  // Each chunk has its own free list, and a node is taken from the lowest chunk that has a free
+  // Chunks are never moved or reallocated, so a node's address never changes; they are allocated
+  // whole (no malloc header per node) and their nodes are written (made resident) only as they are
+  // handed out. Node i is found through the block table: one pointer per run of 64 nodes (0.125
+  // bytes a node), node i being blocks[i / 64] + i % 64 — a shift, a load and an add. When the
+  // slab outgrows it, the table is copied into one twice as large, which is published for
+  // lock-free readers, and the old one is retired (old_tables()) as the hash table's old arrays
+  // are, since readers may still be using it; the entries of a table never change while a reader
+  // may use them (a chunk's entries are written before any of its nodes is published, and cleared
+  // only once none of them is in use).
+  //   Each chunk has its own free list, and a node is taken from the lowest chunk that has a free
   // one (then from the unused tail of the last chunk, then from a new chunk), so that the last
   // chunks empty when the cache shrinks: release_empty() frees trailing chunks with no node in
   // use. A node is given back (free()) only once no reader can hold it (see shard::reclaim()).
-  // Entries' deadlines live beside the nodes, one atomic per node in an array per chunk, allocated
-  // only once the shard stores its first deadline (a cache without expiry never pays for them):
-  // a lock-free reader that finds no array there knows the entry has no deadline.
-  // Under the shard's lock, except at(), expires() (lock-free readers, for nodes they found in the
-  // table; see "Concurrent reads") and deadlines_on().
+  // Entries' deadlines live beside the nodes, one atomic per node in an array per chunk, with a
+  // block table of their own, allocated only once the shard stores its first deadline (a cache
+  // without expiry never pays for them): a lock-free reader that finds no deadline table knows
+  // the entry has no deadline. Under the shard's lock, except at_concurrent() and
+  // expires_concurrent() (lock-free readers, for nodes they found in the table; see "Concurrent
+  // reads").
   class node_slab {
    public:
+    // The block tables: pointers to each run of 64 nodes, and of 64 deadlines (none until the
+    // slab has deadlines).
+    struct table {
+      explicit table(std::size_t cap, bool with_deadlines)
+          : capacity(cap),
+            nodes(std::make_unique<std::atomic<node*>[]>(cap)),
+            deadlines(with_deadlines
+                          ? std::make_unique<std::atomic<std::atomic<std::int64_t>*>[]>(cap)
+                          : nullptr) {}
+      std::size_t capacity;
+      std::unique_ptr<std::atomic<node*>[]> nodes;
+      std::unique_ptr<std::atomic<std::atomic<std::int64_t>*>[]> deadlines;
+    };
+
     node_slab() = default;
     node_slab(const node_slab&) = delete;
     node_slab& operator=(const node_slab&) = delete;
     ~node_slab() {
       for (unsigned k = 0; k < count_; ++k) {
-        node* chunk = chunks_[k].load(std::memory_order_relaxed);
+        node* chunk = chunks_[k];
         for (std::size_t j = 0, end = constructed(k); j < end; ++j) {
           if (chunk[j].state != kFree) destroy_entry(&chunk[j]);
         }
@@ -543,30 +564,37 @@ class cache {
     }
 
     node* at(std::uint32_t i) const noexcept {
-      const place p = locate(i);
-      return chunks_[p.chunk].load(std::memory_order_relaxed) + p.offset;
+      return blocks_[i >> kFirstBits].load(std::memory_order_relaxed) + (i & kBlockMask);
+    }
+    node* at_concurrent(std::uint32_t i) const noexcept {
+      return node_in(*published_.load(std::memory_order_acquire), i);
     }
     // Node i's deadline (kNever if none).
     std::int64_t expires(std::uint32_t i) const noexcept {
-      const place p = locate(i);
-      const std::atomic<std::int64_t>* d = deadlines_[p.chunk].load(std::memory_order_acquire);
-      return d == nullptr ? cache_detail::kNever : d[p.offset].load(std::memory_order_relaxed);
+      if (deadline_blocks_ == nullptr) return cache_detail::kNever;
+      return deadline_blocks_[i >> kFirstBits].load(std::memory_order_relaxed)[i & kBlockMask].load(
+          std::memory_order_relaxed);
     }
-    bool deadlines_on() const noexcept { return deadlines_on_; }
+    // The same for a lock-free reader, which found node i through a table slot it acquired after
+    // the node's deadline and the table that holds it were stored.
+    std::int64_t expires_concurrent(std::uint32_t i) const noexcept {
+      return deadline_in(published_.load(std::memory_order_acquire), i);
+    }
+    bool deadlines_on() const noexcept { return deadline_blocks_ != nullptr; }
     // Requires deadlines_on(), or t == kNever.
     void set_expires(std::uint32_t i, std::int64_t t) noexcept {
-      if (!deadlines_on_) return;
-      const place p = locate(i);
-      deadlines_[p.chunk].load(std::memory_order_relaxed)[p.offset].store(
+      if (deadline_blocks_ == nullptr) return;
+      deadline_blocks_[i >> kFirstBits].load(std::memory_order_relaxed)[i & kBlockMask].store(
           t, std::memory_order_relaxed);
     }
     // Gives every node a deadline slot (kNever), now and in the chunks to come.
     void enable_deadlines() {
-      if (deadlines_on_) return;
+      if (deadlines_on()) return;
       for (unsigned k = 0; k < count_; ++k) {
-        if (deadlines_[k].load(std::memory_order_relaxed) == nullptr) add_deadlines(k);
+        if (deadlines_[k] == nullptr) add_deadlines(k);
       }
-      deadlines_on_ = true;
+      deadlines_wanted_ = true;
+      replace_table(t_ ? t_->capacity : 16);
     }
 
     // A node in use (its key and value not yet constructed).
@@ -580,7 +608,7 @@ class cache {
       } else {
         if (count_ == 0 || bumped_ == size_of(count_ - 1)) grow();
         const unsigned last = count_ - 1;
-        n = std::construct_at(chunks_[last].load(std::memory_order_relaxed) + bumped_,
+        n = std::construct_at(chunks_[last] + bumped_,
                               static_cast<std::uint32_t>(base(last) + bumped_));
         ++bumped_;
         ++used_[last];
@@ -591,17 +619,25 @@ class cache {
     }
     // Gives back a node whose key and value are gone (destroy_entry()) or were never built.
     void free(node* n) noexcept {
-      const unsigned k = locate(n->self).chunk;
+      const unsigned k = chunk_of(n->self);
       n->state = kFree;
       n->next = free_[k];
       free_[k] = n->self;
       with_free_[k / 64] |= std::uint64_t{1} << (k % 64);
       --used_[k];
     }
-    // Frees the trailing chunks that have no node in use.
-    void release_empty() noexcept {
+    // Frees the trailing chunks that have no node in use, and gives back most of the block table
+    // once it is mostly empty (the old one is retired).
+    void release_empty() {
       while (count_ > 0 && used_[count_ - 1] == 0) drop_last();
+      const std::size_t blocks =
+          count_ == 0 ? 0 : (base(count_ - 1) + size_of(count_ - 1)) >> kFirstBits;
+      if (t_ && t_->capacity > 16 && blocks * 4 < t_->capacity) {
+        replace_table(std::max<std::size_t>(16, std::bit_ceil(blocks)));
+      }
     }
+    // The block tables replaced as the slab grew, which lock-free readers may still be using.
+    std::vector<std::unique_ptr<table>>& old_tables() noexcept { return old_; }
 
     static void destroy_entry(node* n) noexcept {
       std::destroy_at(&n->key);
@@ -610,18 +646,23 @@ class cache {
 
    private:
     static constexpr unsigned kFirstBits = 6;  // octave 0's chunks hold 64 nodes
+    static constexpr std::uint32_t kBlockMask = (std::uint32_t{1} << kFirstBits) - 1;
     // 24 octaves: indices below 2^32 - 256, so that kNone is never a node.
     static constexpr unsigned kChunks = 4 * 24;
-    struct place {
-      unsigned chunk;
-      std::size_t offset;
-    };
-    static place locate(std::uint32_t i) noexcept {
+
+    static node* node_in(const table& t, std::uint32_t i) noexcept {
+      return t.nodes[i >> kFirstBits].load(std::memory_order_relaxed) + (i & kBlockMask);
+    }
+    static std::int64_t deadline_in(const table* t, std::uint32_t i) noexcept {
+      if (t == nullptr || t->deadlines == nullptr) return cache_detail::kNever;
+      return t->deadlines[i >> kFirstBits].load(std::memory_order_relaxed)[i & kBlockMask].load(
+          std::memory_order_relaxed);
+    }
+    static unsigned chunk_of(std::uint32_t i) noexcept {
       const unsigned octave =
           static_cast<unsigned>(std::bit_width((i >> (kFirstBits + 2)) + 1)) - 1;
       const std::uint32_t rest = i - (((std::uint32_t{1} << octave) - 1) << (kFirstBits + 2));
-      const unsigned shift = octave + kFirstBits;
-      return {4 * octave + (rest >> shift), rest & ((std::uint32_t{1} << shift) - 1)};
+      return 4 * octave + (rest >> (octave + kFirstBits));
     }
     static std::size_t base(unsigned k) noexcept {
       const unsigned octave = k / 4;
@@ -640,50 +681,84 @@ class cache {
       return kChunks;
     }
 
+    // A new table of cap blocks (with deadlines if wanted) holding the chunks' blocks, published
+    // in place of the current one, which is retired.
+    void replace_table(std::size_t cap) {
+      old_.reserve(old_.size() + 1);
+      auto fresh = std::make_unique<table>(cap, deadlines_wanted_);
+      for (unsigned k = 0; k < count_; ++k) fill(*fresh, k);
+      if (t_) old_.push_back(std::move(t_));
+      t_ = std::move(fresh);
+      blocks_ = t_->nodes.get();
+      deadline_blocks_ = t_->deadlines.get();
+      published_.store(t_.get(), std::memory_order_release);
+    }
+    // Points t's blocks at chunk k's nodes and deadlines.
+    void fill(table& t, unsigned k) noexcept {
+      const std::size_t first = base(k) >> kFirstBits;
+      for (std::size_t b = 0; b < size_of(k) >> kFirstBits; ++b) {
+        t.nodes[first + b].store(chunks_[k] + (b << kFirstBits), std::memory_order_relaxed);
+        if (t.deadlines) {
+          t.deadlines[first + b].store(deadlines_[k] + (b << kFirstBits),
+                                       std::memory_order_relaxed);
+        }
+      }
+    }
+
     void grow() {
       if (count_ == kChunks)
         throw std::length_error("leakless::cache: too many entries in a shard");
       const unsigned k = count_;
+      const std::size_t blocks = (base(k) + size_of(k)) >> kFirstBits;
       node* chunk = std::allocator<node>().allocate(size_of(k));
-      if (deadlines_on_) {
-        try {
-          add_deadlines(k);
-        } catch (...) {
-          std::allocator<node>().deallocate(chunk, size_of(k));
-          throw;
+      try {
+        if (deadlines_wanted_) add_deadlines(k);
+        chunks_[k] = chunk;
+        ++count_;
+        if (!t_ || blocks > t_->capacity) {
+          replace_table(std::max<std::size_t>(16, std::bit_ceil(blocks)));
+        } else {
+          fill(*t_, k);
         }
+      } catch (...) {
+        if (count_ > k) --count_;
+        chunks_[k] = nullptr;
+        delete[] std::exchange(deadlines_[k], nullptr);
+        std::allocator<node>().deallocate(chunk, size_of(k));
+        throw;
       }
-      chunks_[k].store(chunk, std::memory_order_relaxed);
       free_[k] = kNone;
       used_[k] = 0;
       bumped_ = 0;
-      ++count_;
     }
-    // Published with a release: a reader that sees the array sees its kNever.
     void add_deadlines(unsigned k) {
       auto* d = new std::atomic<std::int64_t>[size_of(k)];
       for (std::size_t j = 0; j < size_of(k); ++j) {
         d[j].store(cache_detail::kNever, std::memory_order_relaxed);
       }
-      deadlines_[k].store(d, std::memory_order_release);
+      deadlines_[k] = d;
     }
     void drop_last() noexcept {
       const unsigned k = --count_;
-      std::allocator<node>().deallocate(chunks_[k].exchange(nullptr, std::memory_order_relaxed),
-                                        size_of(k));
-      delete[] deadlines_[k].exchange(nullptr, std::memory_order_relaxed);
+      std::allocator<node>().deallocate(std::exchange(chunks_[k], nullptr), size_of(k));
+      delete[] std::exchange(deadlines_[k], nullptr);
       with_free_[k / 64] &= ~(std::uint64_t{1} << (k % 64));
       bumped_ = count_ == 0 ? 0 : size_of(count_ - 1);
     }
 
-    std::atomic<node*> chunks_[kChunks] = {};
-    std::atomic<std::atomic<std::int64_t>*> deadlines_[kChunks] = {};
-    std::uint32_t free_[kChunks] = {};  // each chunk's free list (kNone: empty)
-    std::uint32_t used_[kChunks] = {};  // each chunk's nodes in use (live or retired)
-    std::uint64_t with_free_[2] = {};   // bit k: chunk k's free list is not empty
-    unsigned count_ = 0;                // chunks allocated
-    std::size_t bumped_ = 0;            // nodes of the last chunk handed out at least once
-    bool deadlines_on_ = false;
+    node* chunks_[kChunks] = {};
+    std::atomic<std::int64_t>* deadlines_[kChunks] = {};
+    std::uint32_t free_[kChunks] = {};      // each chunk's free list (kNone: empty)
+    std::uint32_t used_[kChunks] = {};      // each chunk's nodes in use (live or retired)
+    std::uint64_t with_free_[2] = {};       // bit k: chunk k's free list is not empty
+    unsigned count_ = 0;                    // chunks allocated
+    std::size_t bumped_ = 0;                // nodes of the last chunk handed out at least once
+    bool deadlines_wanted_ = false;         // enable_deadlines() was called
+    std::unique_ptr<table> t_;              // the current block table
+    std::atomic<node*>* blocks_ = nullptr;  // its arrays, for the lock's holder
+    std::atomic<std::atomic<std::int64_t>*>* deadline_blocks_ = nullptr;
+    std::atomic<const table*> published_{nullptr};  // t_, for lock-free readers
+    std::vector<std::unique_ptr<table>> old_;
   };
 
   // The shard's hash table: open addressing with linear probing over an array of 32-bit node
@@ -740,7 +815,7 @@ class cache {
         if (t != tag) continue;
         const std::uint32_t index = a->slots[i].load(std::memory_order_seq_cst);
         if (index == kNone) continue;
-        node* n = nodes_.at(index);
+        node* n = nodes_.at_concurrent(index);
         if (n->hash == h && eq(n->key, key)) return n;
       }
       return nullptr;
@@ -884,8 +959,9 @@ class cache {
   struct graveyard {
     std::uint32_t nodes = kNone;  // linked by next
     std::vector<std::unique_ptr<typename hash_table::arrays>> arrays;
+    std::vector<std::unique_ptr<typename node_slab::table>> tables;
 
-    bool empty() const noexcept { return nodes == kNone && arrays.empty(); }
+    bool empty() const noexcept { return nodes == kNone && arrays.empty() && tables.empty(); }
     // Ends the nodes' entries and gives the nodes back to the slab.
     void free(node_slab& slab) noexcept {
       while (nodes != kNone) {
@@ -895,6 +971,7 @@ class cache {
         slab.free(n);
       }
       arrays.clear();
+      tables.clear();
     }
   };
 
@@ -942,7 +1019,9 @@ class cache {
     }
     // Moves n (of u units) to the most recent end of region `to`'s queue, which may be its own.
     void move_to(node* n, region to, std::size_t u) noexcept {
-      list_of(n->where).unlink(slab, n, u);
+      list& from = list_of(n->where);
+      if (n->where == to && from.tail == n->self) return;  // already the most recent (a hot key)
+      from.unlink(slab, n, u);
       list_of(to).push_back(slab, n, u);
       n->where = to;
     }
@@ -972,7 +1051,7 @@ class cache {
       } guard{mine.gate[e & 1]};
       node* n = table.find_concurrent(key, h, owner->eq_);
       if (n == nullptr) return false;
-      const std::int64_t expires = slab.expires(n->self);
+      const std::int64_t expires = slab.expires_concurrent(n->self);
       if (expires != cache_detail::kNever && expires <= owner->now()) return false;
       out.emplace(n->value);
       // The slot: the hits and readers counted in the stripe before this one, so that a lone
@@ -1042,6 +1121,8 @@ class cache {
       }
       for (auto& a : table.old()) retired.arrays.push_back(std::move(a));
       table.old().clear();
+      for (auto& t : slab.old_tables()) retired.tables.push_back(std::move(t));
+      slab.old_tables().clear();
       if (retired.empty()) return;
       std::swap(waiting, retired);
       epoch.store(epoch.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
