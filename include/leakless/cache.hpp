@@ -521,9 +521,10 @@ class cache {
   // bytes a node), node i being blocks[i / 64] + i % 64 — a shift, a load and an add. When the
   // slab outgrows it, the table is copied into one twice as large, which is published for
   // lock-free readers, and the old one is retired (old_tables()) as the hash table's old arrays
-  // are, since readers may still be using it; the entries of a table never change while a reader
-  // may use them (a chunk's entries are written before any of its nodes is published, and cleared
-  // only once none of them is in use).
+  // are, since readers may still be using it. The entries are plain pointers: a reader reads one
+  // only for a node it found through a table slot it acquired, stored after the chunk's entries
+  // were written, and they are rewritten (the chunk freed and allocated again) only once no reader
+  // can hold a node of that chunk.
   //   Each chunk has its own free list, and a node is taken from the lowest chunk that has a free
   // one (then from the unused tail of the last chunk, then from a new chunk), so that the last
   // chunks empty when the cache shrinks: release_empty() frees trailing chunks with no node in
@@ -541,13 +542,12 @@ class cache {
     struct table {
       explicit table(std::size_t cap, bool with_deadlines)
           : capacity(cap),
-            nodes(std::make_unique<std::atomic<node*>[]>(cap)),
-            deadlines(with_deadlines
-                          ? std::make_unique<std::atomic<std::atomic<std::int64_t>*>[]>(cap)
-                          : nullptr) {}
+            nodes(std::make_unique<node*[]>(cap)),
+            deadlines(with_deadlines ? std::make_unique<std::atomic<std::int64_t>*[]>(cap)
+                                     : nullptr) {}
       std::size_t capacity;
-      std::unique_ptr<std::atomic<node*>[]> nodes;
-      std::unique_ptr<std::atomic<std::atomic<std::int64_t>*>[]> deadlines;
+      std::unique_ptr<node*[]> nodes;
+      std::unique_ptr<std::atomic<std::int64_t>*[]> deadlines;
     };
 
     node_slab() = default;
@@ -563,17 +563,14 @@ class cache {
       while (count_ > 0) drop_last();
     }
 
-    node* at(std::uint32_t i) const noexcept {
-      return blocks_[i >> kFirstBits].load(std::memory_order_relaxed) + (i & kBlockMask);
-    }
+    node* at(std::uint32_t i) const noexcept { return blocks_[i >> kFirstBits] + (i & kBlockMask); }
     node* at_concurrent(std::uint32_t i) const noexcept {
       return node_in(*published_.load(std::memory_order_acquire), i);
     }
     // Node i's deadline (kNever if none).
     std::int64_t expires(std::uint32_t i) const noexcept {
       if (deadline_blocks_ == nullptr) return cache_detail::kNever;
-      return deadline_blocks_[i >> kFirstBits].load(std::memory_order_relaxed)[i & kBlockMask].load(
-          std::memory_order_relaxed);
+      return deadline_blocks_[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
     }
     // The same for a lock-free reader, which found node i through a table slot it acquired after
     // the node's deadline and the table that holds it were stored.
@@ -584,8 +581,7 @@ class cache {
     // Requires deadlines_on(), or t == kNever.
     void set_expires(std::uint32_t i, std::int64_t t) noexcept {
       if (deadline_blocks_ == nullptr) return;
-      deadline_blocks_[i >> kFirstBits].load(std::memory_order_relaxed)[i & kBlockMask].store(
-          t, std::memory_order_relaxed);
+      deadline_blocks_[i >> kFirstBits][i & kBlockMask].store(t, std::memory_order_relaxed);
     }
     // Gives every node a deadline slot (kNever), now and in the chunks to come.
     void enable_deadlines() {
@@ -651,12 +647,11 @@ class cache {
     static constexpr unsigned kChunks = 4 * 24;
 
     static node* node_in(const table& t, std::uint32_t i) noexcept {
-      return t.nodes[i >> kFirstBits].load(std::memory_order_relaxed) + (i & kBlockMask);
+      return t.nodes[i >> kFirstBits] + (i & kBlockMask);
     }
     static std::int64_t deadline_in(const table* t, std::uint32_t i) noexcept {
       if (t == nullptr || t->deadlines == nullptr) return cache_detail::kNever;
-      return t->deadlines[i >> kFirstBits].load(std::memory_order_relaxed)[i & kBlockMask].load(
-          std::memory_order_relaxed);
+      return t->deadlines[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
     }
     static unsigned chunk_of(std::uint32_t i) noexcept {
       const unsigned octave =
@@ -697,10 +692,9 @@ class cache {
     void fill(table& t, unsigned k) noexcept {
       const std::size_t first = base(k) >> kFirstBits;
       for (std::size_t b = 0; b < size_of(k) >> kFirstBits; ++b) {
-        t.nodes[first + b].store(chunks_[k] + (b << kFirstBits), std::memory_order_relaxed);
+        t.nodes[first + b] = chunks_[k] + (b << kFirstBits);
         if (t.deadlines) {
-          t.deadlines[first + b].store(deadlines_[k] + (b << kFirstBits),
-                                       std::memory_order_relaxed);
+          t.deadlines[first + b] = deadlines_[k] + (b << kFirstBits);
         }
       }
     }
@@ -748,15 +742,15 @@ class cache {
 
     node* chunks_[kChunks] = {};
     std::atomic<std::int64_t>* deadlines_[kChunks] = {};
-    std::uint32_t free_[kChunks] = {};      // each chunk's free list (kNone: empty)
-    std::uint32_t used_[kChunks] = {};      // each chunk's nodes in use (live or retired)
-    std::uint64_t with_free_[2] = {};       // bit k: chunk k's free list is not empty
-    unsigned count_ = 0;                    // chunks allocated
-    std::size_t bumped_ = 0;                // nodes of the last chunk handed out at least once
-    bool deadlines_wanted_ = false;         // enable_deadlines() was called
-    std::unique_ptr<table> t_;              // the current block table
-    std::atomic<node*>* blocks_ = nullptr;  // its arrays, for the lock's holder
-    std::atomic<std::atomic<std::int64_t>*>* deadline_blocks_ = nullptr;
+    std::uint32_t free_[kChunks] = {};  // each chunk's free list (kNone: empty)
+    std::uint32_t used_[kChunks] = {};  // each chunk's nodes in use (live or retired)
+    std::uint64_t with_free_[2] = {};   // bit k: chunk k's free list is not empty
+    unsigned count_ = 0;                // chunks allocated
+    std::size_t bumped_ = 0;            // nodes of the last chunk handed out at least once
+    bool deadlines_wanted_ = false;     // enable_deadlines() was called
+    std::unique_ptr<table> t_;          // the current block table
+    node** blocks_ = nullptr;           // its arrays, for the lock's holder
+    std::atomic<std::int64_t>** deadline_blocks_ = nullptr;
     std::atomic<const table*> published_{nullptr};  // t_, for lock-free readers
     std::vector<std::unique_ptr<table>> old_;
   };
