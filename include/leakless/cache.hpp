@@ -499,7 +499,9 @@ class cache {
     std::uint32_t next = kNone;  // also the link of the slab's free lists and of a graveyard
     std::uint32_t hash = 0;      // the low half of hash_of(key): the table's and the sketch's hash
     std::uint32_t weight = 0;    // saturating: an entry weighs at most 2^32 - 1 bytes
-    std::uint32_t heap_index : 28 = npos;  // the entry's slot in the deadline heap, npos if none
+    // The entry's slot in the deadline heap, npos if none (so a shard holds at most 2^28 - 1
+    // entries with a deadline).
+    std::uint32_t heap_index : 28 = npos;
     region where : 2 = region::window;
     std::uint32_t state : 2 = kFree;  // kFree, kLive (in the table) or kRetired
 
@@ -513,8 +515,9 @@ class cache {
   static constexpr std::uint32_t kFree = 0, kLive = 1, kRetired = 2;
 
   // A shard's nodes, in chunks of geometrically growing size, four chunks per doubling: chunks
-  // 4o .. 4o+3 (octave o) hold 2^(o + 6) nodes each, so the chunk added last is at most a quarter
-  // of those before it and at most a fifth of the slab is allocated but not yet handed out.
+  // 4o .. 4o+3 (octave o) hold 2^(o + 6) nodes each, so that, once the slab holds a few thousand
+  // nodes, the chunk added last, and so the part allocated but not yet handed out, is at most
+  // about a fifth of the slab (with one chunk per doubling it would be half).
   // Chunks are never moved or reallocated, so a node's address never changes; they are allocated
   // whole (no malloc header per node) and their nodes are written (made resident) only as they are
   // handed out. Node i is found through the block table: one pointer per run of 64 nodes (0.125
