@@ -568,7 +568,7 @@ class cache {
 
     node* at(std::uint32_t i) const noexcept { return blocks_[i >> kFirstBits] + (i & kBlockMask); }
     node* at_concurrent(std::uint32_t i) const noexcept {
-      return node_in(*published_.load(std::memory_order_acquire), i);
+      return published_nodes_.load(std::memory_order_acquire)[i >> kFirstBits] + (i & kBlockMask);
     }
     // Node i's deadline (kNever if none).
     std::int64_t expires(std::uint32_t i) const noexcept {
@@ -578,7 +578,9 @@ class cache {
     // The same for a lock-free reader, which found node i through a table slot it acquired after
     // the node's deadline and the table that holds it were stored.
     std::int64_t expires_concurrent(std::uint32_t i) const noexcept {
-      return deadline_in(published_.load(std::memory_order_acquire), i);
+      std::atomic<std::int64_t>* const* d = published_deadlines_.load(std::memory_order_acquire);
+      if (d == nullptr) return cache_detail::kNever;
+      return d[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
     }
     bool deadlines_on() const noexcept { return deadline_blocks_ != nullptr; }
     // Requires deadlines_on(), or t == kNever.
@@ -649,13 +651,6 @@ class cache {
     // 24 octaves: indices below 2^32 - 256, so that kNone is never a node.
     static constexpr unsigned kChunks = 4 * 24;
 
-    static node* node_in(const table& t, std::uint32_t i) noexcept {
-      return t.nodes[i >> kFirstBits] + (i & kBlockMask);
-    }
-    static std::int64_t deadline_in(const table* t, std::uint32_t i) noexcept {
-      if (t == nullptr || t->deadlines == nullptr) return cache_detail::kNever;
-      return t->deadlines[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
-    }
     static unsigned chunk_of(std::uint32_t i) noexcept {
       const unsigned octave =
           static_cast<unsigned>(std::bit_width((i >> (kFirstBits + 2)) + 1)) - 1;
@@ -689,7 +684,9 @@ class cache {
       t_ = std::move(fresh);
       blocks_ = t_->nodes.get();
       deadline_blocks_ = t_->deadlines.get();
-      published_.store(t_.get(), std::memory_order_release);
+      // A reader that found a node published after this store sees these arrays or later ones.
+      published_deadlines_.store(deadline_blocks_, std::memory_order_release);
+      published_nodes_.store(blocks_, std::memory_order_release);
     }
     // Points t's blocks at chunk k's nodes and deadlines.
     void fill(table& t, unsigned k) noexcept {
@@ -754,7 +751,9 @@ class cache {
     std::unique_ptr<table> t_;          // the current block table
     node** blocks_ = nullptr;           // its arrays, for the lock's holder
     std::atomic<std::int64_t>** deadline_blocks_ = nullptr;
-    std::atomic<const table*> published_{nullptr};  // t_, for lock-free readers
+    // t_'s arrays, for lock-free readers.
+    std::atomic<node* const*> published_nodes_{nullptr};
+    std::atomic<std::atomic<std::int64_t>* const*> published_deadlines_{nullptr};
     std::vector<std::unique_ptr<table>> old_;
   };
 
