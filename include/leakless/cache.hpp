@@ -15,38 +15,57 @@
 // Concurrent reads (as Caffeine does them, without a garbage collector). A get probes the shard's
 // table without the lock: tags and slots are atomics, a node's key, value and hash never change
 // once it is in the table (a put over a key builds a new node and swaps it into the slot), and
-// its deadline is an atomic copy of its slot in the deadline heap, so the reader checks expiry
-// itself. On a hit it copies the value, counts the hit and stores the node's address in the
-// shard's read buffer. Gate and buffer are striped (4 stripes, each on cache lines of its own,
-// each with its own gate counters and a fixed ring of 16 slots): a thread takes a stripe round
-// robin on its first read and keeps it, so that two threads hitting the same hot shard do not
-// bounce one cache line between their cores on every hit. The reader whose slot is the last one
-// of its stripe's ring replays the whole buffer (every stripe) under the lock if the lock is free
-// (try_lock), and every write, locked read and cleanup replays it first. Replaying does what a
-// locked hit did: it counts the key in the sketch and moves the entry within (or between) its
-// queues; the hits go to the climber's sample. The buffer is lossy: a record is dropped when two
-// readers pick the same slot or when the buffer wraps before a replay, as in Caffeine (this loses a
-// little frequency information under contention, never an entry or a count of hits). Anything else
-// (a miss, an expired entry, a key that a concurrent erase was shifting in the table) is asked
-// again under the lock, which counts the miss and removes an expired entry. A cache with
-// expire_after_access reads under the lock, since each read moves the entry's deadline in the heap.
-//   Nodes are never freed while a reader may hold one: removal unlinks a node under the lock and
-// retires it, as a rehash retires the table's old arrays, and retired memory is freed only once
-// every reader that could have seen it has left. Readers register in the shard's read gate: in
-// each stripe, two counters, one per parity of the shard's epoch. A reader reads the epoch,
-// increments that epoch's counter in its stripe (it also carries the stripe's hit count in its
-// upper bits, so a hit costs no third atomic operation; replays fold the hits of every stripe
-// into the shard's counters, and stats() adds those not folded yet), checks that the epoch did
-// not change meanwhile (else it moves to the new one) and decrements the counter when it leaves.
-// A writer, under the lock, flips the epoch once it has retired something and frees the previous
-// epoch's retirements when that epoch's counters, in every stripe, show no reader in flight
-// (after replaying the read buffer, which may name them): readers that enter after the flip
-// cannot find what was retired before it, so the previous counters drain, and new readers never
-// hold up reclamation. The writer checks each stripe's counter with a read-modify-write (adding
-// 0), so a reader whose increment comes after it reads from it and sees everything the writer did
-// before (the removals, the flip); the decrement is a release that the writer's check acquires,
-// so a reader's last access to a node happens before the node is freed. In a single-threaded
-// program the counters are always 0 and retired memory is freed at once.
+// its deadline is an atomic beside it in the node slab, so the reader checks expiry itself. On a
+// hit it copies the value, counts the hit and stores the node's address in the shard's read buffer.
+// Gate and buffer are striped (4 stripes, each on cache lines of its own, each with its own gate
+// counters and a fixed ring of 16 slots): a thread takes a stripe round robin on its first read and
+// keeps it, so that two threads hitting the same hot shard do not bounce one cache line between
+// their cores on every hit. The reader whose slot is the last one of its stripe's ring replays the
+// whole buffer (every stripe) under the lock if the lock is free (try_lock), and every write,
+// locked read and cleanup replays it first. Replaying does what a locked hit did: it counts the key
+// in the sketch and moves the entry within (or between) its queues; the hits go to the climber's
+// sample. The buffer is lossy: a record is dropped when two readers pick the same slot or when the
+// buffer wraps before a replay, as in Caffeine (this loses a little frequency information under
+// contention, never an entry or a count of hits). Anything else (a miss, an expired entry, a key
+// that a concurrent erase was shifting in the table) is asked again under the lock, which counts
+// the miss and removes an expired entry. A cache with expire_after_access reads under the lock,
+// since each read moves the entry's deadline in the heap.
+//   Nodes are never freed or reused while a reader may hold one: removal unlinks a node under the
+// lock and retires it, as a rehash retires the table's old arrays, and retired memory is freed (a
+// retired node's key and value destroyed and the node put on its slab's free list, from which a
+// later put may take it for another key) only once every reader that could have seen it has left.
+// Readers register in the shard's read gate: in each stripe, two counters, one per parity of the
+// shard's epoch. A reader reads the epoch, increments that epoch's counter in its stripe (it also
+// carries the stripe's hit count in its upper bits, so a hit costs no third atomic operation;
+// replays fold the hits of every stripe into the shard's counters, and stats() adds those not
+// folded yet), checks that the epoch did not change meanwhile (else it moves to the new one) and
+// decrements the counter when it leaves. A writer, under the lock, flips the epoch once it has
+// retired something and frees the previous epoch's retirements when that epoch's counters, in every
+// stripe, show no reader in flight (after replaying the read buffer, which may name them): readers
+// that enter after the flip cannot find what was retired before it, so the previous counters drain,
+// and new readers never hold up reclamation. The writer checks each stripe's counter with a
+// read-modify-write (adding 0), so a reader whose increment comes after it reads from it and sees
+// everything the writer did before (the removals, the flip); the decrement is a release that the
+// writer's check acquires, so a reader's last access to a node happens before the node is freed (or
+// rebuilt for another key). In a single-threaded program the counters are always 0 and retired
+// memory is freed at once.
+//
+// Memory layout. An entry costs its node, its slots in the shard's table and a word of the
+// frequency sketch, and with a deadline an atomic deadline and a slot of the deadline heap. Nodes
+// live in a per-shard slab (node_slab): chunks of 64 (four of them), 128 (four), 256, ... nodes,
+// allocated whole (no malloc header per node) and never moved, so a node's address is stable for
+// lock-free readers, and named everywhere else by a 32-bit index, turned into an address through a
+// table of pointers to each run of 64 nodes (a shift, a load and an add). A node holds the key, the
+// value and six 32-bit fields: its own index, its queue links, its hash, its weight (saturating at
+// 4 GiB) and its heap slot, region and state (free, live or retired) — 24 bytes beyond key and
+// value. The table's slots are 32-bit indices beside a byte of tag. Deadlines sit beside the nodes,
+// an array of atomics per chunk allocated only once the shard stores its first deadline, and the
+// heap holds 32-bit indices (sifting reads the deadlines from the slab). Measured with 10^6 uint64
+// keys and values in a cache bounded at 10^6 (cache_bench memory): 45 bytes per entry beyond key
+// and value, 58 with expire_after_write, where one malloc per node with pointer links took 75 and
+// 92. A freed node goes on its chunk's free list and puts take the lowest chunk's free nodes first,
+// so the last chunks empty when the cache shrinks, and cleanup() frees chunks that hold no node in
+// use; a chunk with one long-lived entry stays.
 //
 // Eviction (W-TinyLFU, as Caffeine does it). A shard's entries live on three intrusive LRU lists:
 // the admission window (1% of the shard's capacity) and the main space, a segmented LRU of a
@@ -72,24 +91,26 @@
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
 // key and value own; 0 when no weigher is given) plus entry_overhead: the node holding the key,
-// the value, the entry's links and deadline (rounded up to malloc's granule, plus malloc's header),
-// up to 8/3 slots of the shard's hash table and a slot of the deadline heap. So the bound is on the
-// memory the cache really holds, not on a count the caller made up, provided the weigher also
+// the value, the entry's links and deadline, up to 8/3 slots of the shard's hash table, a slot of
+// the deadline heap and a word of the frequency sketch (see "Memory layout"). So the bound is on
+// the memory the cache really holds, not on a count the caller made up, provided the weigher also
 // counts what the allocator adds to the key's and value's own blocks (a std::string of capacity 40
 // occupies a 64-byte block, not 41 bytes). Measured with glibc: 2,000,000 puts of uint64 keys and
-// empty strings into a cache of 8 MiB leave 7.54 MiB allocated (58,248 entries). stats().bytes is
-// the current total weight.
+// empty strings into a cache of 8 MiB leave 6.61 MiB allocated (79,136 entries; the charge is an
+// upper estimate: it counts a deadline, a heap slot and a write deadline that such a cache lacks).
+// stats().bytes is the current total weight.
 //
 // Expiry. Each entry has a deadline: the earliest of write time + expire_after_write (or + the
 // per-entry ttl given to put, which replaces expire_after_write for that entry) and last access +
 // expire_after_access. Entries with a deadline sit in a per-shard binary min-heap keyed by it
-// (each entry knows its heap slot, so an access that moves the deadline re-sifts in O(log n)
-// without allocating). An expired entry is never returned: a read that finds one removes it and
-// reports a miss. Expired entries are removed by cleanup(), by every write to their shard (it pops
-// the expired top of the heap first), and — when cache_options::cleanup_interval is set — by a
-// background thread that runs cleanup() at that interval, so memory comes back even when nobody
-// reads or writes (cleanup() also shrinks a shard's hash table and heap once they are mostly
-// empty). Time comes from cache_options::clock (nanoseconds since any fixed epoch;
+// (a heap of slab indices; each entry knows its heap slot, so an access that moves the deadline
+// re-sifts in O(log n) without allocating). An expired entry is never returned: a read that finds
+// one removes it and reports a miss. Expired entries are removed by cleanup(), by every write to
+// their shard (it pops the expired top of the heap first), and — when
+// cache_options::cleanup_interval is set — by a background thread that runs cleanup() at that
+// interval, so memory comes back even when nobody reads or writes (cleanup() also shrinks a shard's
+// hash table and heap once they are mostly empty, and frees the slab's trailing chunks once no node
+// in them is in use). Time comes from cache_options::clock (nanoseconds since any fixed epoch;
 // steady_clock by default), so tests can drive it by hand. A read calls the clock only when the
 // options give every entry a deadline or the entry it found has one (a per-entry ttl): a cache
 // without expiry never reads the time on its read path.
@@ -129,6 +150,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -444,6 +466,7 @@ class cache {
         std::lock_guard lock(s->mu);
         s->drain();
         s->expire(t, pending);
+        s->reclaim();  // first, so that compact() may free the slab chunks it empties
         s->compact();
         s->reclaim();
       }
@@ -457,56 +480,304 @@ class cache {
  private:
   enum class region : std::uint8_t { window, probation, protect };
 
-  // An entry: one allocation of its own (so that its address is stable for the intrusive lists,
-  // the heap and lock-free readers), found through the shard's table. Its key, value and hash
-  // never change once it is in the table (a put over it builds a new node), so a reader may read
-  // them without the lock; everything else belongs to the shard's lock.
+  // An entry, in a slot of its shard's node slab (see node_slab): its address never changes while
+  // it is in use, for lock-free readers, and the shard's lists and table name it by its 32-bit
+  // index in the slab. Its key, value and hash never change once it is in the table (a put over it
+  // builds a new node), so a reader may read them without the lock; everything else belongs to the
+  // shard's lock. The key and value live only while the node is in use (anonymous unions: the slab
+  // constructs and destroys them), so a free node keeps its header and its place in a free list.
+  // With 8-byte keys and values, a node takes 40 bytes: key, value and six 32-bit fields.
   struct node {
-    K key;
-    V value;
-    // The effective deadline (kNever if none), also the entry's key in the deadline heap; atomic
-    // because a lock-free read checks it.
-    std::atomic<std::int64_t> expires{cache_detail::kNever};
-    node* prev = nullptr;
-    node* next = nullptr;  // also the link of the shard's lists of retired nodes
-    std::size_t weight = 0;
-    std::uint32_t hash = 0;  // the low half of hash_of(key): the table's and the sketch's hash
-    // The entry's slot in the deadline heap, npos if none.
-    std::uint32_t heap_index : 29 = npos;
+    union {
+      K key;
+    };
+    union {
+      V value;
+    };
+    std::uint32_t self;          // this node's index in the slab
+    std::uint32_t prev = kNone;  // the neighbours in its queue
+    std::uint32_t next = kNone;  // also the link of the slab's free lists and of a graveyard
+    std::uint32_t hash = 0;      // the low half of hash_of(key): the table's and the sketch's hash
+    std::uint32_t weight = 0;    // saturating: an entry weighs at most 2^32 - 1 bytes
+    // The entry's slot in the deadline heap, npos if none (so a shard holds at most 2^28 - 1
+    // entries with a deadline).
+    std::uint32_t heap_index : 28 = npos;
     region where : 2 = region::window;
-    std::uint32_t dead : 1 = 0;  // removed from the table; freed once no reader can hold it
+    std::uint32_t state : 2 = kFree;  // kFree, kLive (in the table) or kRetired
 
-    node(K&& k, V&& v) : key(std::move(k)), value(std::move(v)) {}
+    explicit node(std::uint32_t i) noexcept : self(i) {}
+    node(const node&) = delete;
+    node& operator=(const node&) = delete;
+    ~node() {}  // the slab ends the key's and value's lives (free nodes have none)
   };
-  static constexpr std::uint32_t npos = (std::uint32_t{1} << 29) - 1;
+  static constexpr std::uint32_t kNone = 0xffffffffu;  // no node
+  static constexpr std::uint32_t npos = (std::uint32_t{1} << 28) - 1;
+  static constexpr std::uint32_t kFree = 0, kLive = 1, kRetired = 2;
 
-  // A slot of the deadline heap: an entry's effective deadline (kept here too, so that sifting
-  // reads no node).
-  struct deadline_slot {
-    std::int64_t expires;
-    node* n;
+  // A shard's nodes, in chunks of geometrically growing size, four chunks per doubling: chunks
+  // 4o .. 4o+3 (octave o) hold 2^(o + 6) nodes each, so that, once the slab holds a few thousand
+  // nodes, the chunk added last, and so the part allocated but not yet handed out, is at most
+  // about a fifth of the slab (with one chunk per doubling it would be half).
+  // Chunks are never moved or reallocated, so a node's address never changes; they are allocated
+  // whole (no malloc header per node) and their nodes are written (made resident) only as they are
+  // handed out. Node i is found through the block table: one pointer per run of 64 nodes (0.125
+  // bytes a node), node i being blocks[i / 64] + i % 64 — a shift, a load and an add. When the
+  // slab outgrows it, the table is copied into one twice as large, which is published for
+  // lock-free readers, and the old one is retired (old_tables()) as the hash table's old arrays
+  // are, since readers may still be using it. The entries are plain pointers: a reader reads one
+  // only for a node it found through a table slot it acquired, stored after the chunk's entries
+  // were written, and they are rewritten (the chunk freed and allocated again) only once no reader
+  // can hold a node of that chunk.
+  //   Each chunk has its own free list, and a node is taken from the lowest chunk that has a free
+  // one (then from the unused tail of the last chunk, then from a new chunk), so that the last
+  // chunks empty when the cache shrinks: release_empty() frees trailing chunks with no node in
+  // use. A node is given back (free()) only once no reader can hold it (see shard::reclaim()).
+  // Entries' deadlines live beside the nodes, one atomic per node in an array per chunk, with a
+  // block table of their own, allocated only once the shard stores its first deadline (a cache
+  // without expiry never pays for them): a lock-free reader that finds no deadline table knows
+  // the entry has no deadline. Under the shard's lock, except at_concurrent() and
+  // expires_concurrent() (lock-free readers, for nodes they found in the table; see "Concurrent
+  // reads").
+  class node_slab {
+   public:
+    // The block tables: pointers to each run of 64 nodes, and of 64 deadlines (none until the
+    // slab has deadlines).
+    struct table {
+      explicit table(std::size_t cap, bool with_deadlines)
+          : capacity(cap),
+            nodes(std::make_unique<node*[]>(cap)),
+            deadlines(with_deadlines ? std::make_unique<std::atomic<std::int64_t>*[]>(cap)
+                                     : nullptr) {}
+      std::size_t capacity;
+      std::unique_ptr<node*[]> nodes;
+      std::unique_ptr<std::atomic<std::int64_t>*[]> deadlines;
+    };
+
+    node_slab() = default;
+    node_slab(const node_slab&) = delete;
+    node_slab& operator=(const node_slab&) = delete;
+    ~node_slab() {
+      for (unsigned k = 0; k < count_; ++k) {
+        node* chunk = chunks_[k];
+        for (std::size_t j = 0, end = constructed(k); j < end; ++j) {
+          if (chunk[j].state != kFree) destroy_entry(&chunk[j]);
+        }
+      }
+      while (count_ > 0) drop_last();
+    }
+
+    node* at(std::uint32_t i) const noexcept { return blocks_[i >> kFirstBits] + (i & kBlockMask); }
+    node* at_concurrent(std::uint32_t i) const noexcept {
+      return published_nodes_.load(std::memory_order_acquire)[i >> kFirstBits] + (i & kBlockMask);
+    }
+    // Node i's deadline (kNever if none).
+    std::int64_t expires(std::uint32_t i) const noexcept {
+      if (deadline_blocks_ == nullptr) return cache_detail::kNever;
+      return deadline_blocks_[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
+    }
+    // The same for a lock-free reader, which found node i through a table slot it acquired after
+    // the node's deadline and the table that holds it were stored.
+    std::int64_t expires_concurrent(std::uint32_t i) const noexcept {
+      std::atomic<std::int64_t>* const* d = published_deadlines_.load(std::memory_order_acquire);
+      if (d == nullptr) return cache_detail::kNever;
+      return d[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
+    }
+    bool deadlines_on() const noexcept { return deadline_blocks_ != nullptr; }
+    // Requires deadlines_on(), or t == kNever.
+    void set_expires(std::uint32_t i, std::int64_t t) noexcept {
+      if (deadline_blocks_ == nullptr) return;
+      deadline_blocks_[i >> kFirstBits][i & kBlockMask].store(t, std::memory_order_relaxed);
+    }
+    // Gives every node a deadline slot (kNever), now and in the chunks to come.
+    void enable_deadlines() {
+      if (deadlines_on()) return;
+      for (unsigned k = 0; k < count_; ++k) {
+        if (deadlines_[k] == nullptr) add_deadlines(k);
+      }
+      deadlines_wanted_ = true;
+      replace_table(t_ ? t_->capacity : 16);
+    }
+
+    // A node in use (its key and value not yet constructed).
+    node* allocate() {
+      node* n;
+      if (const unsigned k = lowest_with_free(); k < count_) {
+        n = at(free_[k]);
+        free_[k] = n->next;
+        if (free_[k] == kNone) with_free_[k / 64] &= ~(std::uint64_t{1} << (k % 64));
+        ++used_[k];
+      } else {
+        if (count_ == 0 || bumped_ == size_of(count_ - 1)) grow();
+        const unsigned last = count_ - 1;
+        n = std::construct_at(chunks_[last] + bumped_,
+                              static_cast<std::uint32_t>(base(last) + bumped_));
+        ++bumped_;
+        ++used_[last];
+      }
+      n->prev = n->next = kNone;
+      n->heap_index = npos;
+      return n;
+    }
+    // Gives back a node whose key and value are gone (destroy_entry()) or were never built.
+    void free(node* n) noexcept {
+      const unsigned k = chunk_of(n->self);
+      n->state = kFree;
+      n->next = free_[k];
+      free_[k] = n->self;
+      with_free_[k / 64] |= std::uint64_t{1} << (k % 64);
+      --used_[k];
+    }
+    // Frees the trailing chunks that have no node in use, and gives back most of the block table
+    // once it is mostly empty (the old one is retired).
+    void release_empty() {
+      while (count_ > 0 && used_[count_ - 1] == 0) drop_last();
+      const std::size_t blocks =
+          count_ == 0 ? 0 : (base(count_ - 1) + size_of(count_ - 1)) >> kFirstBits;
+      if (t_ && t_->capacity > 16 && blocks * 4 < t_->capacity) {
+        replace_table(std::max<std::size_t>(16, std::bit_ceil(blocks)));
+      }
+    }
+    // The block tables replaced as the slab grew, which lock-free readers may still be using.
+    std::vector<std::unique_ptr<table>>& old_tables() noexcept { return old_; }
+
+    static void destroy_entry(node* n) noexcept {
+      std::destroy_at(&n->key);
+      std::destroy_at(&n->value);
+    }
+
+   private:
+    static constexpr unsigned kFirstBits = 6;  // octave 0's chunks hold 64 nodes
+    static constexpr std::uint32_t kBlockMask = (std::uint32_t{1} << kFirstBits) - 1;
+    // 24 octaves: indices below 2^32 - 256, so that kNone is never a node.
+    static constexpr unsigned kChunks = 4 * 24;
+
+    static unsigned chunk_of(std::uint32_t i) noexcept {
+      const unsigned octave =
+          static_cast<unsigned>(std::bit_width((i >> (kFirstBits + 2)) + 1)) - 1;
+      const std::uint32_t rest = i - (((std::uint32_t{1} << octave) - 1) << (kFirstBits + 2));
+      return 4 * octave + (rest >> (octave + kFirstBits));
+    }
+    static std::size_t base(unsigned k) noexcept {
+      const unsigned octave = k / 4;
+      return (((std::size_t{1} << octave) - 1) << (kFirstBits + 2)) +
+             (std::size_t{k % 4} << (octave + kFirstBits));
+    }
+    static std::size_t size_of(unsigned k) noexcept {
+      return std::size_t{1} << (k / 4 + kFirstBits);
+    }
+    std::size_t constructed(unsigned k) const noexcept {
+      return k + 1 == count_ ? bumped_ : size_of(k);
+    }
+    unsigned lowest_with_free() const noexcept {
+      if (with_free_[0] != 0) return static_cast<unsigned>(std::countr_zero(with_free_[0]));
+      if (with_free_[1] != 0) return 64 + static_cast<unsigned>(std::countr_zero(with_free_[1]));
+      return kChunks;
+    }
+
+    // A new table of cap blocks (with deadlines if wanted) holding the chunks' blocks, published
+    // in place of the current one, which is retired.
+    void replace_table(std::size_t cap) {
+      old_.reserve(old_.size() + 1);
+      auto fresh = std::make_unique<table>(cap, deadlines_wanted_);
+      for (unsigned k = 0; k < count_; ++k) fill(*fresh, k);
+      if (t_) old_.push_back(std::move(t_));
+      t_ = std::move(fresh);
+      blocks_ = t_->nodes.get();
+      deadline_blocks_ = t_->deadlines.get();
+      // A reader that found a node published after this store sees these arrays or later ones.
+      published_deadlines_.store(deadline_blocks_, std::memory_order_release);
+      published_nodes_.store(blocks_, std::memory_order_release);
+    }
+    // Points t's blocks at chunk k's nodes and deadlines.
+    void fill(table& t, unsigned k) noexcept {
+      const std::size_t first = base(k) >> kFirstBits;
+      for (std::size_t b = 0; b < size_of(k) >> kFirstBits; ++b) {
+        t.nodes[first + b] = chunks_[k] + (b << kFirstBits);
+        if (t.deadlines) {
+          t.deadlines[first + b] = deadlines_[k] + (b << kFirstBits);
+        }
+      }
+    }
+
+    void grow() {
+      if (count_ == kChunks)
+        throw std::length_error("leakless::cache: too many entries in a shard");
+      const unsigned k = count_;
+      const std::size_t blocks = (base(k) + size_of(k)) >> kFirstBits;
+      node* chunk = std::allocator<node>().allocate(size_of(k));
+      try {
+        if (deadlines_wanted_) add_deadlines(k);
+        chunks_[k] = chunk;
+        ++count_;
+        if (!t_ || blocks > t_->capacity) {
+          replace_table(std::max<std::size_t>(16, std::bit_ceil(blocks)));
+        } else {
+          fill(*t_, k);
+        }
+      } catch (...) {
+        if (count_ > k) --count_;
+        chunks_[k] = nullptr;
+        delete[] std::exchange(deadlines_[k], nullptr);
+        std::allocator<node>().deallocate(chunk, size_of(k));
+        throw;
+      }
+      free_[k] = kNone;
+      used_[k] = 0;
+      bumped_ = 0;
+    }
+    void add_deadlines(unsigned k) {
+      auto* d = new std::atomic<std::int64_t>[size_of(k)];
+      for (std::size_t j = 0; j < size_of(k); ++j) {
+        d[j].store(cache_detail::kNever, std::memory_order_relaxed);
+      }
+      deadlines_[k] = d;
+    }
+    void drop_last() noexcept {
+      const unsigned k = --count_;
+      std::allocator<node>().deallocate(std::exchange(chunks_[k], nullptr), size_of(k));
+      delete[] std::exchange(deadlines_[k], nullptr);
+      with_free_[k / 64] &= ~(std::uint64_t{1} << (k % 64));
+      bumped_ = count_ == 0 ? 0 : size_of(count_ - 1);
+    }
+
+    node* chunks_[kChunks] = {};
+    std::atomic<std::int64_t>* deadlines_[kChunks] = {};
+    std::uint32_t free_[kChunks] = {};  // each chunk's free list (kNone: empty)
+    std::uint32_t used_[kChunks] = {};  // each chunk's nodes in use (live or retired)
+    std::uint64_t with_free_[2] = {};   // bit k: chunk k's free list is not empty
+    unsigned count_ = 0;                // chunks allocated
+    std::size_t bumped_ = 0;            // nodes of the last chunk handed out at least once
+    bool deadlines_wanted_ = false;     // enable_deadlines() was called
+    std::unique_ptr<table> t_;          // the current block table
+    node** blocks_ = nullptr;           // its arrays, for the lock's holder
+    std::atomic<std::int64_t>** deadline_blocks_ = nullptr;
+    // t_'s arrays, for lock-free readers.
+    std::atomic<node* const*> published_nodes_{nullptr};
+    std::atomic<std::atomic<std::int64_t>* const*> published_deadlines_{nullptr};
+    std::vector<std::unique_ptr<table>> old_;
   };
 
-  // The shard's hash table: open addressing with linear probing over an array of node pointers,
-  // with a parallel array of one-byte tags (0: empty; else 0x80 | 7 bits of the hash) so that a
-  // probe compares keys only on a tag match. The hash is computed once per operation and kept in
-  // the node; deletion shifts the following entries back (no tombstones). At most 3/4 full.
-  // Writers change it under the shard's lock; find_concurrent() probes it without the lock (see
-  // "Concurrent reads"): tags and slots are atomics, a new node's slot is stored before its tag,
-  // and the arrays replaced by a rehash are kept (old()) until the shard frees them.
+  // The shard's hash table: open addressing with linear probing over an array of 32-bit node
+  // indices (into the shard's slab), with a parallel array of one-byte tags (0: empty; else 0x80 |
+  // 7 bits of the hash) so that a probe compares keys only on a tag match: 5 bytes a slot. The
+  // hash is computed once per operation and kept in the node; deletion shifts the following
+  // entries back (no tombstones). At most 3/4 full. Writers change it under the shard's lock;
+  // find_concurrent() probes it without the lock (see "Concurrent reads"): tags and slots are
+  // atomics, a new node's slot is stored before its tag, and the arrays replaced by a rehash are
+  // kept (old()) until the shard frees them.
   class hash_table {
    public:
     struct arrays {
       explicit arrays(std::size_t cap)
           : mask(cap - 1),
             tags(std::make_unique<std::atomic<std::uint8_t>[]>(cap)),
-            slots(std::make_unique<std::atomic<node*>[]>(cap)) {}
+            slots(std::make_unique<std::atomic<std::uint32_t>[]>(cap)) {}
       std::size_t mask;
       std::unique_ptr<std::atomic<std::uint8_t>[]> tags;
-      std::unique_ptr<std::atomic<node*>[]> slots;
+      std::unique_ptr<std::atomic<std::uint32_t>[]> slots;
     };
 
-    hash_table() = default;
+    explicit hash_table(const node_slab& nodes) noexcept : nodes_(nodes) {}
     hash_table(const hash_table&) = delete;
     hash_table& operator=(const hash_table&) = delete;
 
@@ -520,8 +791,9 @@ class cache {
       for (std::size_t i = h & a_->mask;; i = (i + 1) & a_->mask) {
         const std::uint8_t t = a_->tags[i].load(std::memory_order_relaxed);
         if (t == 0) return nullptr;
-        node* n = a_->slots[i].load(std::memory_order_relaxed);
-        if (t == tag && eq(n->key, key)) return n;
+        if (t != tag) continue;
+        node* n = slot(i);
+        if (eq(n->key, key)) return n;
       }
     }
     // Without the lock, by a reader registered with the shard's gate. It may miss an entry that a
@@ -537,8 +809,10 @@ class cache {
         const std::uint8_t t = a->tags[i].load(std::memory_order_acquire);
         if (t == 0) return nullptr;
         if (t != tag) continue;
-        node* n = a->slots[i].load(std::memory_order_seq_cst);
-        if (n != nullptr && n->hash == h && eq(n->key, key)) return n;
+        const std::uint32_t index = a->slots[i].load(std::memory_order_seq_cst);
+        if (index == kNone) continue;
+        node* n = nodes_.at_concurrent(index);
+        if (n->hash == h && eq(n->key, key)) return n;
       }
       return nullptr;
     }
@@ -547,13 +821,13 @@ class cache {
       if ((count_ + 1) * 4 > capacity() * 3) rehash(std::max<std::size_t>(16, 2 * capacity()));
     }
     // Adds n (its key absent); reserve_one() first.
-    void insert(node* n) noexcept {
+    void insert(const node* n) noexcept {
       place(*a_, n);
       ++count_;
     }
     // Puts n where old is (the same key).
-    void replace(const node* old, node* n) noexcept {
-      a_->slots[slot_of(old)].store(n, std::memory_order_release);
+    void replace(const node* old, const node* n) noexcept {
+      a_->slots[slot_of(old)].store(n->self, std::memory_order_release);
     }
     void erase(const node* n) noexcept {
       arrays& a = *a_;
@@ -562,24 +836,18 @@ class cache {
         const std::size_t home = slot(j)->hash & a.mask;
         // The entry at j stays if its home lies cyclically in (i, j].
         if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
-        a.slots[i].store(slot(j), std::memory_order_release);
+        a.slots[i].store(index(j), std::memory_order_release);
         a.tags[i].store(tag(j), std::memory_order_release);
         i = j;
       }
       a.tags[i].store(0, std::memory_order_release);
-      a.slots[i].store(nullptr, std::memory_order_release);
+      a.slots[i].store(kNone, std::memory_order_release);
       --count_;
     }
     // Gives the arrays back once most entries are gone (the table never shrinks by itself).
     void compact() {
       if (capacity() > 64 && count_ * 8 < capacity()) {
         rehash(std::max<std::size_t>(16, std::bit_ceil(count_ * 4 / 3 + 1)));
-      }
-    }
-    template <class F>
-    void for_each(F f) const {
-      for (std::size_t i = 0; i < capacity(); ++i) {
-        if (tag(i) != 0) f(slot(i));
       }
     }
     // The arrays replaced by rehashes, which lock-free readers may still be probing.
@@ -592,19 +860,20 @@ class cache {
     std::uint8_t tag(std::size_t i) const noexcept {
       return a_->tags[i].load(std::memory_order_relaxed);
     }
-    node* slot(std::size_t i) const noexcept {
+    std::uint32_t index(std::size_t i) const noexcept {
       return a_->slots[i].load(std::memory_order_relaxed);
     }
+    node* slot(std::size_t i) const noexcept { return nodes_.at(index(i)); }
     std::size_t slot_of(const node* n) const noexcept {
       std::size_t i = n->hash & a_->mask;
-      while (slot(i) != n) i = (i + 1) & a_->mask;
+      while (tag(i) == 0 || index(i) != n->self) i = (i + 1) & a_->mask;
       return i;
     }
     // The slot before the tag: a reader that sees the tag sees the node.
-    static void place(arrays& a, node* n) noexcept {
+    static void place(arrays& a, const node* n) noexcept {
       std::size_t i = n->hash & a.mask;
       while (a.tags[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & a.mask;
-      a.slots[i].store(n, std::memory_order_release);
+      a.slots[i].store(n->self, std::memory_order_release);
       a.tags[i].store(tag_of(n->hash), std::memory_order_release);
     }
     void rehash(std::size_t cap) {
@@ -617,6 +886,7 @@ class cache {
       published_.store(a_.get(), std::memory_order_release);
     }
 
+    const node_slab& nodes_;
     std::unique_ptr<arrays> a_;
     std::atomic<const arrays*> published_{nullptr};  // a_, for lock-free readers
     std::vector<std::unique_ptr<arrays>> old_;
@@ -625,15 +895,16 @@ class cache {
 
  public:
   // The bytes charged per entry on top of the weigher's answer, an upper estimate of what the
-  // cache itself holds per entry: the node (key, value, the entry's links and deadline) with
-  // malloc's header, rounded up to malloc's 16-byte granule; up to 8/3 table slots of a pointer
-  // and a tag byte each (the table is at most 3/4 full, and at least 3/8 after growing; it does
-  // not shrink by itself); and a slot of the deadline heap with its write deadline (kept only
-  // with expire_after_access). Retired nodes that readers may still hold are not counted: they
-  // are freed as soon as those readers leave.
-  static constexpr std::size_t entry_overhead = (sizeof(node) + sizeof(void*) + 15) / 16 * 16 +
-                                                (8 * (sizeof(node*) + 1) + 2) / 3 +
-                                                sizeof(deadline_slot) + sizeof(std::int64_t);
+  // cache itself holds per entry: the node (key, value, the entry's links; in the slab, which has
+  // no header per node and writes a chunk's nodes only as it hands them out) and its deadline
+  // beside it; up to 8/3 table slots of a 32-bit index and a tag byte each (the table is at most
+  // 3/4 full, and at least 3/8 after growing; it does not shrink by itself); a slot of the
+  // deadline heap and its write deadline (kept only with expire_after_access); and a word of the
+  // frequency sketch (which a byte-bounded shard sizes by its entries). Retired nodes that readers
+  // may still hold are not counted: they are freed as soon as those readers leave.
+  static constexpr std::size_t entry_overhead =
+      sizeof(node) + sizeof(std::int64_t) + (8 * (sizeof(std::uint32_t) + 1) + 2) / 3 +
+      sizeof(std::uint32_t) + sizeof(std::int64_t) + sizeof(std::uint64_t);
 
  private:
   struct notice {
@@ -643,23 +914,23 @@ class cache {
   };
   using notices = std::vector<notice>;
 
-  // An intrusive doubly linked list: front is the least recently used.
+  // An intrusive doubly linked list of slab indices: front is the least recently used.
   struct list {
-    node* head = nullptr;
-    node* tail = nullptr;
+    std::uint32_t head = kNone;
+    std::uint32_t tail = kNone;
     std::size_t weight = 0;  // in region units (entries or bytes)
 
-    void push_back(node* n, std::size_t w) noexcept {
+    void push_back(const node_slab& s, node* n, std::size_t w) noexcept {
       n->prev = tail;
-      n->next = nullptr;
-      (tail ? tail->next : head) = n;
-      tail = n;
+      n->next = kNone;
+      (tail != kNone ? s.at(tail)->next : head) = n->self;
+      tail = n->self;
       weight += w;
     }
-    void unlink(node* n, std::size_t w) noexcept {
-      (n->prev ? n->prev->next : head) = n->next;
-      (n->next ? n->next->prev : tail) = n->prev;
-      n->prev = n->next = nullptr;
+    void unlink(const node_slab& s, node* n, std::size_t w) noexcept {
+      (n->prev != kNone ? s.at(n->prev)->next : head) = n->next;
+      (n->next != kNone ? s.at(n->next)->prev : tail) = n->prev;
+      n->prev = n->next = kNone;
       weight -= w;
     }
   };
@@ -682,23 +953,33 @@ class cache {
 
   // The removed nodes and replaced table arrays of one generation, waiting to be freed.
   struct graveyard {
-    node* nodes = nullptr;  // linked by next
+    std::uint32_t nodes = kNone;  // linked by next
     std::vector<std::unique_ptr<typename hash_table::arrays>> arrays;
+    std::vector<std::unique_ptr<typename node_slab::table>> tables;
 
-    bool empty() const noexcept { return nodes == nullptr && arrays.empty(); }
-    void free() noexcept {
-      while (nodes != nullptr) delete std::exchange(nodes, nodes->next);
+    bool empty() const noexcept { return nodes == kNone && arrays.empty() && tables.empty(); }
+    // Ends the nodes' entries and gives the nodes back to the slab.
+    void free(node_slab& slab) noexcept {
+      while (nodes != kNone) {
+        node* n = slab.at(nodes);
+        nodes = n->next;
+        node_slab::destroy_entry(n);
+        slab.free(n);
+      }
       arrays.clear();
+      tables.clear();
     }
   };
 
   struct shard {
     const cache* owner = nullptr;
     mutable std::mutex mu;
-    hash_table table;  // owns the nodes (deleted through the graveyards and ~shard())
+    node_slab slab;  // the nodes: ends the entries still there when the shard goes
+    hash_table table{slab};
     std::unordered_map<K, std::shared_future<V>, Hash, KeyEqual> loading;
     list window, probation, protect;
-    std::vector<deadline_slot> heap;  // min-heap of entries with a deadline, by deadline
+    // Min-heap of the slab indices of entries with a deadline, by deadline (read in the slab).
+    std::vector<std::uint32_t> heap;
     // With expire_after_access only: each heap slot's write deadline (write time + write ttl, what
     // an access cannot move past), kept beside the heap rather than in the node so that an entry
     // without a deadline, or a cache without expire_after_access, does not pay for it.
@@ -726,20 +1007,18 @@ class cache {
     shard() = default;
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
-    ~shard() {
-      retired.free();
-      waiting.free();
-      table.for_each([](node* n) { delete n; });
-    }
 
+    node* ptr(std::uint32_t i) const noexcept { return i == kNone ? nullptr : slab.at(i); }
     std::size_t units(const node* n) const noexcept { return by_bytes ? n->weight : 1; }
     list& list_of(region r) noexcept {
       return r == region::window ? window : r == region::probation ? probation : protect;
     }
     // Moves n (of u units) to the most recent end of region `to`'s queue, which may be its own.
     void move_to(node* n, region to, std::size_t u) noexcept {
-      list_of(n->where).unlink(n, u);
-      list_of(to).push_back(n, u);
+      list& from = list_of(n->where);
+      if (n->where == to && from.tail == n->self) return;  // already the most recent (a hot key)
+      from.unlink(slab, n, u);
+      list_of(to).push_back(slab, n, u);
       n->where = to;
     }
     bool over() const noexcept {
@@ -768,7 +1047,7 @@ class cache {
       } guard{mine.gate[e & 1]};
       node* n = table.find_concurrent(key, h, owner->eq_);
       if (n == nullptr) return false;
-      const std::int64_t expires = n->expires.load(std::memory_order_relaxed);
+      const std::int64_t expires = slab.expires_concurrent(n->self);
       if (expires != cache_detail::kNever && expires <= owner->now()) return false;
       out.emplace(n->value);
       // The slot: the hits and readers counted in the stripe before this one, so that a lone
@@ -808,10 +1087,10 @@ class cache {
           node* n = slot.load(std::memory_order_acquire);
           if (n == nullptr) continue;
           slot.store(nullptr, std::memory_order_relaxed);
-          if (n->dead) continue;
+          if (n->state != kLive) continue;
           sketch.prefetch(n->hash);
-          __builtin_prefetch(n->prev, 1);
-          __builtin_prefetch(n->next, 1);
+          if (n->prev != kNone) __builtin_prefetch(slab.at(n->prev), 1);
+          if (n->next != kNone) __builtin_prefetch(slab.at(n->next), 1);
           batch[count++] = n;
         }
       }
@@ -834,16 +1113,18 @@ class cache {
       if (!waiting.empty()) {
         if (!previous_epoch_left()) return;
         drain();  // the buffer may hold the waiting nodes
-        waiting.free();
+        waiting.free(slab);
       }
       for (auto& a : table.old()) retired.arrays.push_back(std::move(a));
       table.old().clear();
+      for (auto& t : slab.old_tables()) retired.tables.push_back(std::move(t));
+      slab.old_tables().clear();
       if (retired.empty()) return;
       std::swap(waiting, retired);
       epoch.store(epoch.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
       if (!previous_epoch_left()) return;
       drain();
-      waiting.free();
+      waiting.free(slab);
     }
     // Whether every reader that entered before the last epoch flip has left. An atomic
     // read-modify-write, not a load: a reader whose increment of the counter comes after it in
@@ -899,8 +1180,8 @@ class cache {
     }
 
     void demote_protected() {
-      while (protect.weight > protect_max && protect.head != nullptr) {
-        node* d = protect.head;
+      while (protect.weight > protect_max && protect.head != kNone) {
+        node* d = slab.at(protect.head);
         move_to(d, region::probation, units(d));
       }
     }
@@ -922,6 +1203,7 @@ class cache {
       }
       std::size_t weight = entry_overhead;
       if (owner->opts_.weigher) weight += owner->opts_.weigher(key, value);
+      weight = std::min<std::size_t>(weight, std::numeric_limits<std::uint32_t>::max());
       const std::int64_t write_ttl = ttl > 0 ? ttl : owner->write_ttl_;
       const std::int64_t write_deadline = cache_detail::deadline(t, write_ttl);
       const std::int64_t deadline =
@@ -933,33 +1215,49 @@ class cache {
         }
         table.reserve_one();
       }
+      if (deadline != cache_detail::kNever) slab.enable_deadlines();
       // A new node even for a key already present: lock-free readers may be copying the old
       // value, so it is not assigned in place; the old node is retired instead.
-      node* n = new node(std::move(key), std::move(value));
+      node* n = slab.allocate();
+      try {
+        std::construct_at(&n->key, std::move(key));
+      } catch (...) {
+        slab.free(n);
+        throw;
+      }
+      try {
+        std::construct_at(&n->value, std::move(value));
+      } catch (...) {
+        std::destroy_at(&n->key);
+        slab.free(n);
+        throw;
+      }
+      n->state = kLive;
       n->hash = h;
-      n->weight = weight;
-      n->expires.store(deadline, std::memory_order_relaxed);
+      n->weight = static_cast<std::uint32_t>(weight);
+      slab.set_expires(n->self, deadline);  // before the table publishes n
       if (old != nullptr) {
         if (owner->opts_.removal_listener) {
           pending.push_back(notice{old->key, old->value, removal_cause::replaced});
         }
         list& l = list_of(old->where);
-        l.unlink(old, units(old));
+        l.unlink(slab, old, units(old));
         n->where = old->where;
-        l.push_back(n, units(n));
-        bytes = bytes - old->weight + weight;
+        l.push_back(slab, n, units(n));
+        bytes = bytes - old->weight + n->weight;
         if (old->heap_index != npos) {
           n->heap_index = old->heap_index;
-          heap[n->heap_index].n = n;
+          heap[n->heap_index] = n->self;
           old->heap_index = npos;
         }
         table.replace(old, n);
         retire(old);
         on_access(n);
       } else {
+        n->where = region::window;
         table.insert(n);
-        bytes += weight;
-        window.push_back(n, units(n));
+        bytes += n->weight;
+        window.push_back(slab, n, units(n));
         ++sample_misses;
       }
       sketch.increment(h);
@@ -971,7 +1269,7 @@ class cache {
     // Unlinks n from everything and retires it (handing copies of key and value to the listener:
     // a lock-free reader may still be reading them).
     void remove(node* n, removal_cause cause, notices& pending) {
-      list_of(n->where).unlink(n, units(n));
+      list_of(n->where).unlink(slab, n, units(n));
       if (n->heap_index != npos) heap_erase(n->heap_index);
       bytes -= n->weight;
       if (cause == removal_cause::size) ++stats.evictions;
@@ -980,32 +1278,37 @@ class cache {
       if (owner->opts_.removal_listener) pending.push_back(notice{n->key, n->value, cause});
       retire(n);
     }
-    // n is out of the table: it is freed once no reader can hold it (reclaim()).
+    // n is out of the table: its entry is ended and its node reused once no reader can hold it
+    // (reclaim()).
     void retire(node* n) noexcept {
-      n->dead = 1;
+      n->state = kRetired;
       n->next = retired.nodes;
-      retired.nodes = n;
+      retired.nodes = n->self;
     }
 
     void expire(std::int64_t t, notices& pending) {
-      while (!heap.empty() && heap.front().expires <= t) {
-        remove(heap.front().n, removal_cause::expired, pending);
+      while (!heap.empty() && slab.expires(heap.front()) <= t) {
+        remove(slab.at(heap.front()), removal_cause::expired, pending);
       }
     }
 
     // Gives back the hash table's buckets and the heap's slots once most entries are gone (the
-    // table never shrinks by itself). Cost: a pass over what is left, only when it is small.
+    // table never shrinks by itself), and the slab's trailing chunks once no node in them is in
+    // use. Cost: a pass over what is left, only when it is small.
     void compact() {
       table.compact();
       if (heap.capacity() > 64 && heap.size() * 4 < heap.capacity()) {
         heap.shrink_to_fit();
         written.shrink_to_fit();
       }
+      slab.release_empty();
     }
 
     void evict(notices& pending) {
       if (owner->opts_.policy == eviction::lru) {
-        while (over() && window.head != nullptr) remove(window.head, removal_cause::size, pending);
+        while (over() && window.head != kNone) {
+          remove(slab.at(window.head), removal_cause::size, pending);
+        }
         return;
       }
       if (owner->opts_.adaptive_window && capacity != 0) climb();
@@ -1013,27 +1316,29 @@ class cache {
       // The window's overflow moves to probation: these are the candidates for admission.
       node* candidate = nullptr;
       std::size_t candidates = 0;
-      while (window.weight > window_max && window.head != nullptr) {
-        node* n = window.head;
+      while (window.weight > window_max && window.head != kNone) {
+        node* n = slab.at(window.head);
         move_to(n, region::probation, units(n));
         if (candidate == nullptr) candidate = n;
         ++candidates;
       }
       while (over()) {
         if (candidates == 0) {
-          node* v = probation.head ? probation.head : protect.head ? protect.head : window.head;
+          node* v = ptr(probation.head != kNone ? probation.head
+                        : protect.head != kNone ? protect.head
+                                                : window.head);
           if (v == nullptr) break;
           remove(v, removal_cause::size, pending);
           continue;
         }
-        node* victim = probation.head;
-        if (victim == candidate) victim = protect.head;  // probation holds only candidates
+        node* victim = ptr(probation.head);
+        if (victim == candidate) victim = ptr(protect.head);  // probation holds only candidates
         bool evict_candidate = true;
         if (victim != nullptr && !(max_bytes != 0 && candidate->weight > max_bytes)) {
           evict_candidate = !admit(candidate->hash, victim->hash);
         }
         if (evict_candidate) {
-          node* next = candidate->next;
+          node* next = ptr(candidate->next);
           remove(candidate, removal_cause::size, pending);
           candidate = --candidates == 0 ? nullptr : next;
         } else {
@@ -1073,8 +1378,8 @@ class cache {
       window_max += quota;
       demote_protected();
       while (true) {
-        node* n = probation.head;
-        if (n == nullptr || units(n) > quota) n = protect.head;
+        node* n = ptr(probation.head);
+        if (n == nullptr || units(n) > quota) n = ptr(protect.head);
         if (n == nullptr || units(n) > quota) break;
         const std::size_t u = units(n);
         quota -= u;
@@ -1089,8 +1394,8 @@ class cache {
       quota = std::min(quota, window_max - 1);
       protect_max += quota;
       window_max -= quota;
-      while (window.head != nullptr && units(window.head) <= quota) {
-        node* n = window.head;
+      while (window.head != kNone && units(slab.at(window.head)) <= quota) {
+        node* n = slab.at(window.head);
         const std::size_t u = units(n);
         quota -= u;
         move_to(n, region::probation, u);
@@ -1113,22 +1418,19 @@ class cache {
     }
 
     // --- the deadline heap ---
-    static std::int64_t expires_of(const node* n) noexcept {
-      return n->expires.load(std::memory_order_relaxed);
-    }
+    std::int64_t expires_of(const node* n) const noexcept { return slab.expires(n->self); }
     void set_deadline(node* n, std::int64_t deadline, std::int64_t write_deadline) {
-      n->expires.store(deadline, std::memory_order_relaxed);
+      slab.set_expires(n->self, deadline);
       if (deadline == cache_detail::kNever) {
         if (n->heap_index != npos) heap_erase(n->heap_index);
         return;
       }
       if (n->heap_index == npos) {
-        heap.push_back(deadline_slot{deadline, n});
+        heap.push_back(n->self);
         if (tracks_written()) written.push_back(write_deadline);
         n->heap_index = static_cast<std::uint32_t>(heap.size() - 1) & npos;
-      } else {
-        heap[n->heap_index].expires = deadline;
-        if (tracks_written()) written[n->heap_index] = write_deadline;
+      } else if (tracks_written()) {
+        written[n->heap_index] = write_deadline;
       }
       heap_fix(n->heap_index);
     }
@@ -1137,36 +1439,44 @@ class cache {
     std::int64_t written_at(std::size_t i) const noexcept {
       return i == npos || !tracks_written() ? cache_detail::kNever : written[i];
     }
-    void heap_place(std::size_t i, const deadline_slot& d, std::int64_t w) noexcept {
-      heap[i] = d;
+    void heap_place(std::size_t i, std::uint32_t index, std::int64_t w) noexcept {
+      heap[i] = index;
       if (tracks_written()) written[i] = w;
-      d.n->heap_index = static_cast<std::uint32_t>(i) & npos;
+      slab.at(index)->heap_index = static_cast<std::uint32_t>(i) & npos;
     }
     void heap_fix(std::size_t i) noexcept {
-      const deadline_slot d = heap[i];
+      const std::uint32_t d = heap[i];
+      const std::int64_t expires = slab.expires(d);
       const std::int64_t w = written_at(i);
-      while (i > 0 && heap[(i - 1) / 2].expires > d.expires) {
+      while (i > 0 && slab.expires(heap[(i - 1) / 2]) > expires) {
         heap_place(i, heap[(i - 1) / 2], written_at((i - 1) / 2));
         i = (i - 1) / 2;
       }
       for (;;) {
         std::size_t c = 2 * i + 1;
         if (c >= heap.size()) break;
-        if (c + 1 < heap.size() && heap[c + 1].expires < heap[c].expires) ++c;
-        if (heap[c].expires >= d.expires) break;
+        std::int64_t child = slab.expires(heap[c]);
+        if (c + 1 < heap.size()) {
+          const std::int64_t right = slab.expires(heap[c + 1]);
+          if (right < child) {
+            ++c;
+            child = right;
+          }
+        }
+        if (child >= expires) break;
         heap_place(i, heap[c], written_at(c));
         i = c;
       }
       heap_place(i, d, w);
     }
     void heap_erase(std::size_t i) noexcept {
-      node* gone = heap[i].n;
-      const deadline_slot last = heap.back();
+      node* gone = slab.at(heap[i]);
+      const std::uint32_t last = heap.back();
       const std::int64_t last_w = written_at(heap.size() - 1);
       heap.pop_back();
       if (tracks_written()) written.pop_back();
       gone->heap_index = npos;
-      if (last.n != gone) {
+      if (last != gone->self) {
         heap_place(i, last, last_w);
         heap_fix(i);
       }

@@ -1,8 +1,9 @@
-// Single-threaded tests of leakless::cache: the entry and byte bounds, exact LRU order, W-TinyLFU
-// keeping a popular key through a scan of one-hit keys, hit ratios on a seeded Zipf(0.99) stream,
-// expiry after write / after access / per-entry ttl on a clock the test moves by hand (no sleeps),
-// reads that skip the clock when nothing can expire, the hash table against a std::map (also with
-// a hash of 16 values), and the cause given to the removal listener for each way an entry leaves.
+// Single-threaded tests of leakless::cache: the entry and byte bounds (and the 32-bit weight's
+// saturation), exact LRU order, W-TinyLFU keeping a popular key through a scan of one-hit keys,
+// hit ratios on a seeded Zipf(0.99) stream, expiry after write / after access / per-entry ttl on a
+// clock the test moves by hand (no sleeps), reads that skip the clock when nothing can expire, the
+// hash table against a std::map (also with a hash of 16 values), and the cause given to the
+// removal listener for each way an entry leaves.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -91,6 +92,30 @@ TEST(CacheBasic, ByteBoundCountsWeigherAndOverhead) {
   for (int i = 0; i < 1000; ++i) c.erase(i);
   EXPECT_EQ(c.stats().bytes, 0u);
   EXPECT_EQ(c.size(), 0u);
+}
+
+// An entry's weight is kept in 32 bits: a heavier entry counts as 2^32 - 1 bytes, the same when it
+// comes and when it goes, so the total stays exact.
+TEST(CacheBasic, WeightSaturatesAt32Bits) {
+  constexpr std::uint64_t kMax = 0xffffffffu;
+  using cache_t = leakless::cache<int, std::string>;
+  leakless::cache_options<int, std::string> opts;
+  opts.max_bytes = std::size_t{1} << 40;
+  opts.shards = 1;
+  opts.weigher = [](const int& k, const std::string&) {
+    return k == 0 ? std::size_t{1} << 36 : std::size_t{10};
+  };
+  cache_t c(opts);
+  c.put(0, "heavy");
+  c.put(1, "light");
+  EXPECT_EQ(c.stats().bytes, kMax + cache_t::entry_overhead + 10);
+  EXPECT_EQ(c.get(0), "heavy");
+  c.put(0, "heavy again");  // replaced: the saturated weight out, the saturated weight in
+  EXPECT_EQ(c.stats().bytes, kMax + cache_t::entry_overhead + 10);
+  EXPECT_TRUE(c.erase(0));
+  EXPECT_EQ(c.stats().bytes, cache_t::entry_overhead + 10);
+  EXPECT_TRUE(c.erase(1));
+  EXPECT_EQ(c.stats().bytes, 0u);
 }
 
 TEST(CacheBasic, LruEvictsLeastRecentlyUsedInOrder) {

@@ -2,9 +2,11 @@
 // threads write and read (checked by a fifth), get_or_load runs one load for 1,000 threads missing
 // on the same key and hands a throwing loader's exception to every waiter without caching
 // anything, lock-free hits read whole values of their own key while writers replace, erase and
-// rehash, hits from more threads than read stripes are all counted and reach the eviction policy,
-// and the background cleanup thread removes expired entries nobody touches. No test
-// sleeps for a duration or asserts on timing: threads wait for each other through counters.
+// rehash, while nodes are reused for other keys and while the node slab grows, hits from more
+// threads than read stripes are all counted and reach the eviction policy, and the background
+// cleanup thread removes expired entries nobody touches. No test sleeps for a duration or asserts
+// on timing: threads wait for each other through counters.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -228,6 +230,117 @@ TEST(CacheConcurrency, LockFreeReadsSeeWholeValuesWhileWritersReplaceAndErase) {
       EXPECT_TRUE(belongs(key, *v)) << key;
     }
   }
+}
+
+// A node is reused for another key once the readers that could hold it have left: in a cache of
+// 16 entries that 6,000 keys churn through, every put evicts and the evicted node soon carries
+// another key and value, while readers copy values without the lock. A reader must never see a
+// value of another key or a value being built (TSan and ASan check the reuse itself). Half the
+// puts carry a per-entry ttl, so the nodes' deadlines are created while readers read.
+TEST(CacheConcurrency, ReusedNodesNeverShowAnotherKeysValue) {
+  leakless::cache_options<std::uint64_t, std::string> opts;
+  opts.max_entries = 16;
+  opts.shards = 1;
+  leakless::cache<std::uint64_t, std::string> c(opts);
+  const auto value_of = [](std::uint64_t key) {
+    std::string v = "value of " + std::to_string(key) + ";";
+    v.resize(48, static_cast<char>('a' + key % 26));
+    return v;
+  };
+  constexpr std::uint64_t kKeys = 6000;
+  constexpr int kReaders = 3;
+  std::atomic<bool> writing{true};
+  std::atomic<int> bad{0};
+  std::atomic<std::uint64_t> hits{0};
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    std::uint32_t x = 4242u;
+    for (int i = 0; i < 40000; ++i) {
+      x = next_random(x);
+      const std::uint64_t key = (x >> 8) % kKeys;
+      if (x & 0x100000u) {
+        c.put(key, value_of(key), 1h);
+      } else {
+        c.put(key, value_of(key));
+      }
+      if (i % 1000 == 0) c.cleanup();
+    }
+    writing.store(false);
+  });
+  for (int t = 0; t < kReaders; ++t) {
+    threads.emplace_back([&, t] {
+      std::uint32_t x = 7u + static_cast<std::uint32_t>(t);
+      std::uint64_t mine = 0;
+      while (writing.load()) {
+        x = next_random(x);
+        const std::uint64_t key = (x >> 8) % kKeys;
+        if (auto v = c.get(key)) {
+          ++mine;
+          if (*v != value_of(key)) bad.fetch_add(1);
+        }
+      }
+      hits.fetch_add(mine);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(c.size(), 16u);
+  EXPECT_GE(c.stats().evictions, 40000u - kKeys);
+  EXPECT_EQ(c.stats().hits, hits.load());
+  std::size_t held = 0;
+  for (std::uint64_t key = 0; key < kKeys; ++key) {
+    if (auto v = c.get(key)) {
+      ++held;
+      EXPECT_EQ(*v, value_of(key));
+    }
+  }
+  EXPECT_EQ(held, 16u);
+}
+
+// The node slab grows by new chunks, and the table by rehashes, while readers read: a writer adds
+// 60,000 keys to an unbounded single-shard cache and publishes how many it has added; readers get
+// keys below that count, which must all be present with their own value.
+TEST(CacheConcurrency, ReadsFindEveryEntryWhileTheSlabGrows) {
+  leakless::cache_options<std::uint64_t, std::uint64_t> opts;
+  opts.shards = 1;
+  leakless::cache<std::uint64_t, std::uint64_t> c(opts);
+  constexpr std::uint64_t kKeys = 60000;
+  constexpr int kReaders = 3;
+  std::atomic<std::uint64_t> added{0};
+  std::atomic<int> missing{0}, wrong{0};
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    for (std::uint64_t k = 0; k < kKeys; ++k) {
+      c.put(k, ~k);
+      added.store(k + 1, std::memory_order_release);
+    }
+  });
+  for (int t = 0; t < kReaders; ++t) {
+    threads.emplace_back([&, t] {
+      std::uint32_t x = 31u + static_cast<std::uint32_t>(t);
+      for (;;) {
+        const std::uint64_t n = added.load(std::memory_order_acquire);
+        if (n == kKeys) break;
+        if (n == 0) continue;
+        x = next_random(x);
+        // Half the reads go to the newest keys, in the chunk being filled.
+        const std::uint64_t key =
+            (x & 1) ? n - 1 - (x >> 8) % std::min<std::uint64_t>(n, 64) : (x >> 8) % n;
+        const auto v = c.get(key);
+        if (!v) {
+          missing.fetch_add(1);
+        } else if (*v != ~key) {
+          wrong.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(missing.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(c.size(), kKeys);
+  EXPECT_EQ(c.stats().misses, 0u);
+  for (std::uint64_t k = 0; k < kKeys; ++k) ASSERT_EQ(c.get(k), ~k) << k;
 }
 
 // Lock-free hits from more threads than there are read stripes are all counted, and the accesses
