@@ -422,23 +422,18 @@ class overflow_pool {
   // Buckets held in chunks, headers included.
   std::size_t reserved() const noexcept { return reserved_; }
 
-  // Hands over the chunk list (for free_chunk) and leaves the pool empty.
+  // Hands over the chunk list (for free_first_chunk) and leaves the pool empty.
   Overflow* detach_chunks() noexcept {
     Overflow* chunks = chunks_;
     *this = overflow_pool();
     return chunks;
   }
-  // Frees the first chunk of a list; returns the rest and adds the chunk's length to `freed`.
-  static Overflow* free_chunk(Alloc& alloc, Overflow* chunk, std::size_t& freed) noexcept {
-    Overflow* rest = chunk->ctl.overflow;
+  // Frees the first chunk of a list and moves the list on; returns the chunk's length.
+  static std::size_t free_first_chunk(Alloc& alloc, Overflow*& list) noexcept {
+    Overflow* chunk = std::exchange(list, list->ctl.overflow);
     const std::size_t length = chunk_length(chunk);
     traits::deallocate(alloc, chunk, length);
-    freed += length;
-    return rest;
-  }
-  void free_all(Alloc& alloc) noexcept {
-    std::size_t freed = 0;
-    for (Overflow* c = detach_chunks(); c != nullptr;) c = free_chunk(alloc, c, freed);
+    return length;
   }
 
  private:
@@ -1036,7 +1031,7 @@ class hmap {
     rebound<overflow_bucket> typed(alloc_);
     return pool.take(typed);
   }
-  // An old array's overflow chunks are freed one per later write (see retire_overflow), not all
+  // An old array's overflow chunks are freed one per later write (free_a_retired_chunk), not all
   // in the write that ends its migration: tens of megabytes of populated memory are not given
   // back to the system for free.
   void retire_overflow(overflow_pool& pool) noexcept {
@@ -1050,15 +1045,12 @@ class hmap {
     }
   }
   void free_a_retired_chunk() noexcept {
-    std::size_t freed = 0;
     rebound<overflow_bucket> typed(alloc_);
-    retiring_ = overflow_pool::free_chunk(typed, retiring_, freed);
-    retiring_buckets_ -= freed;
+    retiring_buckets_ -= overflow_pool::free_first_chunk(typed, retiring_);
   }
   void free_all_overflow() noexcept {
-    rebound<overflow_bucket> typed(alloc_);
-    pool_.free_all(typed);
-    old_pool_.free_all(typed);
+    retire_overflow(pool_);
+    retire_overflow(old_pool_);
     while (retiring_ != nullptr) free_a_retired_chunk();
   }
   // Allocates 2^log2 main buckets as one block: the slots, then the controls (placed in whole
