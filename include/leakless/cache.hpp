@@ -566,27 +566,27 @@ class cache {
       while (count_ > 0) drop_last();
     }
 
-    node* at(std::uint32_t i) const noexcept { return blocks_[i >> kFirstBits] + (i & kBlockMask); }
+    node* at(std::uint32_t i) const noexcept { return &in_blocks(blocks_, i); }
     node* at_concurrent(std::uint32_t i) const noexcept {
-      return published_nodes_.load(std::memory_order_acquire)[i >> kFirstBits] + (i & kBlockMask);
+      return &in_blocks(published_nodes_.load(std::memory_order_acquire), i);
     }
     // Node i's deadline (kNever if none).
     std::int64_t expires(std::uint32_t i) const noexcept {
       if (deadline_blocks_ == nullptr) return cache_detail::kNever;
-      return deadline_blocks_[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
+      return in_blocks(deadline_blocks_, i).load(std::memory_order_relaxed);
     }
     // The same for a lock-free reader, which found node i through a table slot it acquired after
     // the node's deadline and the table that holds it were stored.
     std::int64_t expires_concurrent(std::uint32_t i) const noexcept {
       std::atomic<std::int64_t>* const* d = published_deadlines_.load(std::memory_order_acquire);
       if (d == nullptr) return cache_detail::kNever;
-      return d[i >> kFirstBits][i & kBlockMask].load(std::memory_order_relaxed);
+      return in_blocks(d, i).load(std::memory_order_relaxed);
     }
     bool deadlines_on() const noexcept { return deadline_blocks_ != nullptr; }
     // Requires deadlines_on(), or t == kNever.
     void set_expires(std::uint32_t i, std::int64_t t) noexcept {
       if (deadline_blocks_ == nullptr) return;
-      deadline_blocks_[i >> kFirstBits][i & kBlockMask].store(t, std::memory_order_relaxed);
+      in_blocks(deadline_blocks_, i).store(t, std::memory_order_relaxed);
     }
     // Gives every node a deadline slot (kNever), now and in the chunks to come.
     void enable_deadlines() {
@@ -651,6 +651,11 @@ class cache {
     // 24 octaves: indices below 2^32 - 256, so that kNone is never a node.
     static constexpr unsigned kChunks = 4 * 24;
 
+    // Element i of the arrays a block table points to: each pointer covers a run of 64.
+    template <class T>
+    static T& in_blocks(T* const* blocks, std::uint32_t i) noexcept {
+      return blocks[i >> kFirstBits][i & kBlockMask];
+    }
     static unsigned chunk_of(std::uint32_t i) noexcept {
       const unsigned octave =
           static_cast<unsigned>(std::bit_width((i >> (kFirstBits + 2)) + 1)) - 1;
