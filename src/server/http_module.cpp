@@ -19,7 +19,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -106,6 +108,7 @@ class worker_pool final : public httplib::TaskQueue {
 struct server {
   httplib::Server http;
   std::thread accept_thread;
+  std::atomic<bool> accept_loop_ended{false};
 };
 
 void* start(const http_host* host, void* context, const http_settings& settings, int* port,
@@ -157,8 +160,10 @@ void* start(const http_host* host, void* context, const http_settings& settings,
   }
   server* raw = s.get();
   try {
-    raw->accept_thread =
-        start_quiet_thread(host, "leakless-http", [raw] { raw->http.listen_after_bind(); });
+    raw->accept_thread = start_quiet_thread(host, "leakless-http", [raw] {
+      raw->http.listen_after_bind();
+      raw->accept_loop_ended = true;
+    });
   } catch (const std::exception& e) {
     *error = e.what();
     return nullptr;
@@ -169,6 +174,12 @@ void* start(const http_host* host, void* context, const http_settings& settings,
 
 void stop(void* handle) {
   auto* s = static_cast<server*>(handle);
+  // httplib's stop() closes the listening socket only once the accept loop has marked the server
+  // running; a stop that comes before (a server destroyed right after it was made) would be lost
+  // and the join below would wait forever on accept(). So wait for the loop to start, or to end.
+  while (!s->http.is_running() && !s->accept_loop_ended) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   s->http.stop();
   s->accept_thread.join();
   delete s;

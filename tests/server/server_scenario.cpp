@@ -9,7 +9,8 @@
 // through exit() and prints "child exited <status>". It registers a metrics collector of its own
 // (scenario_cache_blocks) when linked, and holds a named leakless::cache ("sessions", 150 puts into
 // 100 entries, 10 lookups), which registers its metrics by itself. It runs until SIGTERM or SIGINT,
-// or 300 seconds.
+// or 300 seconds. With `--start-stop N` (linked) it only makes and destroys a debug_server on a
+// free loopback port N times in a row, prints "started and stopped N" and exits.
 #include <signal.h>
 #include <unistd.h>
 
@@ -78,6 +79,14 @@ int main(int argc, char** argv) {
   signal(SIGTERM, on_stop);
   signal(SIGINT, on_stop);
 #ifdef SCENARIO_LINKED
+  if (argc == 3 && std::string(argv[1]) == "--start-stop") {
+    const int times = std::atoi(argv[2]);
+    for (int i = 0; i < times; ++i) {
+      const leakless::debug_server server("127.0.0.1:0");
+    }
+    std::printf("started and stopped %d\n", times);
+    return 0;
+  }
   std::unique_ptr<leakless::debug_server> server;
   if (argc == 4 && std::string(argv[1]) == "--listen") {
     server = std::make_unique<leakless::debug_server>(argv[2]);
