@@ -29,6 +29,7 @@ from pathlib import Path
 
 import machine_load
 from machine_load import children_cpu, cpu_jiffies
+from reproduce import reproduce_command
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN_MARK = "<!-- bench-results:begin -->"
@@ -526,22 +527,9 @@ def main() -> int:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command as run, minus options that only name local paths."""
-    parts = ["bench/run_hmap_bench.sh"]
-    if args.quick:
-        parts.append("--quick")
-    if args.markdown:
-        try:
-            parts += ["--markdown", str(args.markdown.resolve().relative_to(REPO))]
-        except ValueError:
-            parts += ["--markdown", "FILE"]
     defaults = {"impls": ",".join(i for i, _ in IMPLS), "min_time_ms": 200, "reps": 3,
                 "grow_runs": 3, "wait_quiet": 60}
-    for key, default in defaults.items():
-        if getattr(args, key) != default:
-            parts.append(f"--{key.replace('_', '-')}={getattr(args, key):g}"
-                         if isinstance(default, (int, float)) and not isinstance(default, str)
-                         else f"--{key.replace('_', '-')}={getattr(args, key)}")
-    return " ".join(parts)
+    return reproduce_command("bench/run_hmap_bench.sh", args, defaults)
 
 
 def run_and_report(args: argparse.Namespace, cfg: dict, impls: list[str], cpp_bin: Path,

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import machine_load
 from machine_load import children_cpu, cpu_jiffies
+from reproduce import reproduce_command
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN_MARK = "<!-- heap-profiler:begin -->"
@@ -694,24 +695,11 @@ def write_markdown(path: Path, body: str) -> None:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    parts = ["bench/run_heap_bench.sh"]
-    if args.quick:
-        parts.append("--quick")
-    if args.markdown:
-        try:
-            parts += ["--markdown", str(args.markdown.resolve().relative_to(REPO))]
-        except ValueError:
-            parts += ["--markdown", "FILE"]
     defaults = {"reps": 1 if args.quick else 7, "timeout": 20.0 if args.quick else 60.0,
-                "wait_quiet": 10.0, "max_repeat": 20.0}
-    for key, default in defaults.items():
-        if getattr(args, key) != default:
-            parts.append(f"--{key.replace('_', '-')}={getattr(args, key):g}")
-    if args.setups != ",".join(s for s, _ in SETUPS):
-        parts.append(f"--setups={args.setups}")
-    if args.no_pin:
-        parts.append("--no-pin")
-    return " ".join(parts)
+                "wait_quiet": 10.0, "max_repeat": 20.0,
+                "setups": ",".join(s for s, _ in SETUPS)}
+    return reproduce_command("bench/run_heap_bench.sh", args, defaults,
+                             ["--no-pin"] if args.no_pin else [])
 
 
 def main() -> int:
