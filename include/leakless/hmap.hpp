@@ -857,9 +857,14 @@ class hmap {
   // one short path the processor can overlap with the next one.
   template <class Q, class OnFound>
   auto probe(std::uint64_t hash, const Q& key, OnFound&& on_found) const {
+    return probe_chain(chain_for(hash).head, hash, key, on_found);
+  }
+  // The same, in the chain that starts at head (chain_for(hash).head, when the caller has it).
+  template <class Q, class OnFound>
+  auto probe_chain(bucket head, std::uint64_t hash, const Q& key, OnFound&& on_found) const {
     using result = decltype(on_found(bucket(), std::size_t{0}));
     const std::uint8_t top = hmap_detail::tophash(hash);
-    bucket b = chain_for(hash).head;
+    bucket b = head;
     for (;;) {
       const std::uint64_t word = b.word();
       if (const std::size_t slot = match_in_bucket(b, word, top, key); slot < hmap_detail::kSlots)
@@ -872,8 +877,9 @@ class hmap {
     }
   }
   template <class Q>
-  std::pair<bucket, std::size_t> find_slot(std::uint64_t hash, const Q& key) const {
-    return probe(hash, key, [](bucket b, std::size_t slot) { return std::pair(b, slot); });
+  std::pair<bucket, std::size_t> find_slot(bucket head, std::uint64_t hash, const Q& key) const {
+    return probe_chain(head, hash, key,
+                       [](bucket b, std::size_t slot) { return std::pair(b, slot); });
   }
 
   template <class Q>
@@ -960,17 +966,20 @@ class hmap {
     writer_guard guard(*this);
     // The key is most likely there: its slot will be read as soon as the control word says which
     // one, so both cache misses are started now, side by side, instead of one after the other.
-    chain_for(hash).head.prefetch_slots();
-    auto [b, slot] = find_slot(hash, key);
+    bucket head = chain_for(hash).head;
+    head.prefetch_slots();
+    auto [b, slot] = find_slot(head, hash, key);
     if (!b) return 0;
     if (old_buckets_ && !frozen()) {
-      migrate_step();  // before the erase, so that a throw from it erases nothing
-      std::tie(b, slot) = find_slot(hash, key);
+      // Before the erase, so that a throw from it erases nothing; the key's unit may move.
+      migrate_step();
+      head = chain_for(hash).head;
+      std::tie(b, slot) = find_slot(head, hash, key);
     }
     key_storage::destroy(alloc_, b.key(slot));
     value_storage::destroy(alloc_, b.value(slot));
     b.top(slot) = hmap_detail::kEmptyOne;
-    mark_empty_rest(chain_for(hash).head, b, slot);
+    mark_empty_rest(head, b, slot);
     if (--count_ == 0) seed_ = hmap_detail::random_u64();  // as Go: harder to aim collisions
     consider_shrinking();
     if (retiring_ != nullptr) free_a_retired_chunk();
