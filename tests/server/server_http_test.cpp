@@ -24,7 +24,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 
 #include "pprof/profile.hpp"
 #include "support/profile_query.hpp"
@@ -48,6 +47,15 @@ int free_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+// An empty directory of this test process for one case's files.
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("leakless_server_test." + name + "." + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
 }
 
 // A scenario program serving the debug server.
@@ -121,12 +129,7 @@ class scenario {
   }
 
  private:
-  explicit scenario(const std::string& name)
-      : dir_(fs::temp_directory_path() /
-             ("leakless_server_test." + name + "." + std::to_string(getpid()))) {
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  explicit scenario(const std::string& name) : dir_(fresh_dir(name)) {}
 
   fs::path dir_;
   pid_t pid_ = 0;
@@ -339,25 +342,13 @@ TEST(ServerHttp, AForkedChildLeavesTheParentsServerAlone) {
 // accept thread is joined only once it is sure to leave accept(). Before the fix, about one stop
 // in three waited forever. A run that has not finished in two minutes is reported as hung.
 TEST(ServerHttp, DestroyedRightAfterItWasMadeItStops) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("leakless_server_test.start_stop." + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("start_stop");
   const pid_t pid = start_program({SCENARIO_LINKED, "--start-stop", "200"}, {}, dir);
   ASSERT_GT(pid, 0);
-  bool exited = false;
-  int status = -1;
-  for (int i = 0; i < 1200 && !exited; ++i) {
-    exited = waitpid(pid, &status, WNOHANG) == pid;
-    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  ASSERT_TRUE(exited) << "making and destroying a debug_server 200 times hung";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  EXPECT_EQ(leakless::test::read_file(dir / "stdout"), "started and stopped 200\n");
+  const auto result = leakless::test::finish_program_within(pid, dir, std::chrono::minutes(2));
+  ASSERT_FALSE(result.hung) << "making and destroying a debug_server 200 times hung";
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "started and stopped 200\n");
   fs::remove_all(dir);
 }
 

@@ -4,18 +4,22 @@
 // environment plus (overriding) `env`, stdout and stderr redirected to files in `dir`, waits for
 // it, and returns its exit code (128 + signal number when a signal ended it), stdout, stderr and
 // pid; start_program() and finish_program() do the same in two steps, for a program that runs
-// while the test talks to it. Header-only so that any test directory can include it (tests/ is on
-// the include path).
+// while the test talks to it. finish_program_within() waits a bounded time, and kills (SIGKILL) and
+// reports a program that is still running then, so that a hang fails one test instead of the run.
+// Header-only so that any test directory can include it (tests/ is on the include path).
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/types.h>
@@ -30,6 +34,7 @@ struct run_result {
   std::string out;
   std::string err;
   pid_t pid = 0;
+  bool hung = false;  // finish_program_within(): still running at the limit, and killed
 };
 
 inline std::string read_file(const std::filesystem::path& path) {
@@ -73,17 +78,42 @@ inline pid_t start_program(std::vector<std::string> argv,
   return spawned == 0 ? pid : 0;
 }
 
-// Waits for a program started by start_program() in `dir` and collects what it did.
-inline run_result finish_program(pid_t pid, const std::filesystem::path& dir) {
+// What a program started by start_program() in `dir` did, from its wait status.
+inline run_result collect_program(pid_t pid, int status, const std::filesystem::path& dir) {
   run_result r;
-  if (pid == 0) return r;
   r.pid = pid;
-  int status = 0;
-  waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = read_file(dir / "stdout");
   r.err = read_file(dir / "stderr");
   return r;
+}
+
+// Waits for a program started by start_program() in `dir` and collects what it did.
+inline run_result finish_program(pid_t pid, const std::filesystem::path& dir) {
+  if (pid == 0) return {};
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return collect_program(pid, status, dir);
+}
+
+// The same, waiting at most `limit`: a program still running then is killed and comes back with
+// hung set (and exit code 128 + SIGKILL).
+inline run_result finish_program_within(pid_t pid, const std::filesystem::path& dir,
+                                        std::chrono::milliseconds limit) {
+  if (pid == 0) return {};
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) != pid) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      run_result r = collect_program(pid, status, dir);
+      r.hung = true;
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return collect_program(pid, status, dir);
 }
 
 inline run_result run_program(std::vector<std::string> argv,
