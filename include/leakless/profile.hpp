@@ -17,6 +17,8 @@
 namespace leakless {
 
 // Summary of the heap profile; every byte and object figure is an unbiased estimate from samples.
+// profiler_bytes counts the profiler's tables and the frame cache that libunwind keeps for each
+// live thread that has captured a stack (256 KiB each, all of it written when it is made).
 struct heap_profile_stats {
   std::size_t inuse_bytes = 0;     // live bytes now
   std::size_t inuse_objects = 0;   // live allocations now

@@ -44,6 +44,26 @@ constexpr const char* allocation_plumbing =
     R"(__allocated_ptr|make_unique|make_shared|allocate_shared|__make_shared|__allocate_shared|)"
     R"(_Sp_counted_ptr_inplace|__shared_count|__shared_ptr|shared_ptr)[<:].*)";
 
+// The profiler's own figures: the end of the text profile ("# Name = value" lines, after Go's
+// MemStats block) and the comments of the pprof one ("leakless Name = value", which
+// `go tool pprof -comments` prints), so that a program run under the preload library shows what
+// the profiler cost it.
+struct own_figure {
+  const char* name;
+  std::uint64_t value;
+};
+std::array<own_figure, 8> own_figures() {
+  const sampler_totals t = totals();
+  return {{{"SampleRate", sample_rate()},
+           {"Samples", t.samples},
+           {"DroppedSamples", t.dropped},
+           {"LiveSamples", t.live_samples},
+           {"Buckets", t.buckets},
+           {"ProfilerBytes", t.profiler_bytes},
+           {"PeakProfilerBytes", t.peak_profiler_bytes},
+           {"UnwindingThreads", t.unwinding_threads}}};
+}
+
 }  // namespace
 
 std::string heap_profile_bytes(profile_kind kind) {
@@ -59,6 +79,9 @@ std::string heap_profile_bytes(profile_kind kind) {
   if (kind == profile_kind::allocs) builder.set_default_sample_type("alloc_space");
   builder.set_drop_frames(allocation_plumbing);
   builder.set_time(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(), 0);
+  for (const own_figure& f : own_figures()) {
+    builder.add_comment("leakless " + std::string(f.name) + " = " + std::to_string(f.value));
+  }
   for (const bucket_snapshot& s : buckets) {
     if (s.counts.allocs == 0) continue;
     const auto values = rounded_values(s);
@@ -122,12 +145,10 @@ std::string heap_profile_text(profile_kind kind) {
     out += '\n';
   }
 
-  const sampler_totals t = totals();
-  append(std::snprintf(
-      line, sizeof line,
-      "\n# leakless\n# SampleRate = %zu\n# Samples = %" PRIu64 "\n# DroppedSamples = %" PRIu64
-      "\n# LiveSamples = %zu\n# Buckets = %zu\n# ProfilerBytes = %zu\n",
-      sample_rate(), t.samples, t.dropped, t.live_samples, t.buckets, t.profiler_bytes));
+  out += "\n# leakless\n";
+  for (const own_figure& f : own_figures()) {
+    append(std::snprintf(line, sizeof line, "# %s = %" PRIu64 "\n", f.name, f.value));
+  }
   return out;
 }
 

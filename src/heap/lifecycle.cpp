@@ -97,6 +97,7 @@ void after_fork_in_parent() noexcept { unlock_after_fork(); }
 
 void after_fork_in_child() noexcept {
   unlock_after_fork();
+  forget_other_threads_after_fork();
   g_sequence.store(0);
   pthread_mutex_init(&g_dump_mutex, nullptr);  // a dump may have been running in the parent
   sem_init(&g_dump_request, 0, 0);

@@ -4,6 +4,7 @@
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,37 @@ std::atomic<bool> g_lock{false};
 stack_buckets g_buckets;
 std::uint64_t g_samples = 0;
 std::uint64_t g_dropped = 0;
+
+// The live threads that have captured a stack, each holding one of libunwind's frame caches
+// (kUnwinderCacheBytes): counted at a thread's first capture, uncounted by a thread-specific
+// key's destructor when it exits, as libunwind's own key frees the cache then.
+std::atomic<std::size_t> g_unwinding_threads{0};
+std::atomic<std::size_t> g_unwinding_threads_peak{0};  // the most at any one time
+pthread_once_t g_unwinder_key_once = PTHREAD_ONCE_INIT;
+pthread_key_t g_unwinder_key;
+bool g_unwinder_key_made = false;
+
+void uncount_unwinder_cache(void*) noexcept {
+  tls_sampler.unwinder_cache_counted = false;
+  g_unwinding_threads.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void make_unwinder_key() noexcept {
+  g_unwinder_key_made = pthread_key_create(&g_unwinder_key, uncount_unwinder_cache) == 0;
+}
+
+// Called after this thread's unw_backtrace (busy: pthread_setspecific may allocate).
+void count_unwinder_cache(thread_sampler& t) noexcept {
+  if (t.unwinder_cache_counted) return;
+  pthread_once(&g_unwinder_key_once, make_unwinder_key);
+  // The value only has to be non-null for the destructor to run.
+  if (!g_unwinder_key_made || pthread_setspecific(g_unwinder_key, &t) != 0) return;
+  t.unwinder_cache_counted = true;
+  const std::size_t now = g_unwinding_threads.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::size_t peak = g_unwinding_threads_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_unwinding_threads_peak.compare_exchange_weak(peak, now)) {
+  }
+}
 
 // A test-and-test-and-set spinlock: critical sections are a hash lookup and a few stores. It is
 // a plain flag (no owner, no destructor) so it survives fork and static destruction.
@@ -104,6 +136,7 @@ std::uint32_t capture_stack(std::uintptr_t caller, std::uintptr_t* out) noexcept
   tls_sampler.unwinding = true;
   const int got = unw_backtrace(raw, static_cast<int>(kMaxStackDepth + kOwnFramesSlack));
   tls_sampler.unwinding = false;
+  count_unwinder_cache(tls_sampler);
   int start = 0;
   for (int i = 0; i < got && i < kOwnFramesSlack; ++i) {
     if (reinterpret_cast<std::uintptr_t>(raw[i]) == caller) {
@@ -253,7 +286,12 @@ sampler_totals totals() noexcept {
   t.samples = g_samples;
   t.dropped = g_dropped;
   t.live_samples = live_allocations.size();
-  t.profiler_bytes = g_buckets.memory_bytes() + live_allocations.memory_bytes();
+  t.unwinding_threads = g_unwinding_threads.load(std::memory_order_relaxed);
+  const std::size_t tables = g_buckets.memory_bytes() + live_allocations.memory_bytes();
+  t.profiler_bytes = tables + t.unwinding_threads * kUnwinderCacheBytes;
+  // The tables never shrink, so their size now is also their largest.
+  t.peak_profiler_bytes =
+      tables + g_unwinding_threads_peak.load(std::memory_order_relaxed) * kUnwinderCacheBytes;
   t.buckets = g_buckets.count();
   return t;
 }
@@ -261,5 +299,11 @@ sampler_totals totals() noexcept {
 void lock_for_fork() noexcept { lock(); }
 
 void unlock_after_fork() noexcept { unlock(); }
+
+void forget_other_threads_after_fork() noexcept {
+  const std::size_t left = tls_sampler.unwinder_cache_counted ? 1 : 0;
+  g_unwinding_threads.store(left, std::memory_order_relaxed);
+  g_unwinding_threads_peak.store(left, std::memory_order_relaxed);
+}
 
 }  // namespace leakless::heap

@@ -42,6 +42,7 @@ struct thread_sampler {
   std::uint32_t busy = 0;               // > 0 while this thread is inside the profiler
   bool holding_lock = false;            // this thread holds the profiler's lock
   bool unwinding = false;               // inside libunwind (its per-thread cache is not reentrant)
+  bool unwinder_cache_counted = false;  // counted in the live threads' unwinder caches
 };
 
 extern constinit thread_local thread_sampler tls_sampler [[gnu::tls_model("initial-exec")]];
@@ -112,8 +113,10 @@ struct sampler_totals {
   std::uint64_t samples = 0;       // allocations sampled
   std::uint64_t dropped = 0;       // samples lost for lack of memory for the tables
   std::size_t live_samples = 0;    // sampled allocations not freed yet
-  std::size_t profiler_bytes = 0;  // the tables' memory
+  std::size_t profiler_bytes = 0;  // the tables' memory and the unwinder's per-thread caches
   std::size_t buckets = 0;
+  std::size_t unwinding_threads = 0;    // live threads that have captured a stack
+  std::size_t peak_profiler_bytes = 0;  // the most profiler_bytes has been
 };
 
 // Copies every bucket's counters (the caller's thread is made busy meanwhile).
@@ -123,5 +126,13 @@ sampler_totals totals() noexcept;
 // Fork safety: the lock is held across fork so that the child's copy is consistent.
 void lock_for_fork() noexcept;
 void unlock_after_fork() noexcept;
+// In a fork's child, only the forking thread is left: only its unwinder cache still counts.
+void forget_other_threads_after_fork() noexcept;
+
+// The memory of libunwind's frame cache, which unw_backtrace makes for each thread the first time
+// it captures a stack: 2^14 entries of 16 bytes, every one written when it is made, unmapped when
+// the thread exits (libunwind quadruples it if it gets half full, which a thread needs 8,192
+// distinct return addresses for; that is not seen from here, so this is a lower bound).
+inline constexpr std::size_t kUnwinderCacheBytes = std::size_t{16} << 14;
 
 }  // namespace leakless::heap

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -331,6 +332,67 @@ TEST(HeapLinked, DlopenChurnWhileSamplingAndWriting) {
   loader.join();
   for (std::thread& a : allocators) a.join();
   EXPECT_EQ(loads.load(), 300);
+}
+
+// The number after "# <name> = " in the text profile's trailer.
+std::size_t trailer_value(const std::string& name) {
+  std::ostringstream out;
+  leakless::write_heap_profile(out, 1);
+  const std::string text = out.str();
+  const std::string key = "# " + name + " = ";
+  const std::size_t at = text.find(key);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no '" << key << "' in the text profile";
+    return 0;
+  }
+  return std::stoul(text.substr(at + key.size()));
+}
+
+// libunwind keeps a 256 KiB frame cache for each thread that has captured a stack: the profiler's
+// memory counts it while the thread lives, and stops counting it when the thread exits (its peak
+// keeps it).
+TEST(HeapLinked, ProfilerBytesCountEachSamplingThreadsUnwinderCache) {
+  every_allocation rate;
+  constexpr std::size_t kThreads = 4;
+  constexpr std::size_t kCacheBytes = 256 * 1024;
+  const std::size_t threads_before = trailer_value("UnwindingThreads");
+  const std::size_t bytes_before = leakless::heap_stats().profiler_bytes;
+
+  std::mutex m;
+  std::condition_variable cv;
+  std::size_t sampled = 0;
+  bool finish = false;
+  std::vector<std::thread> workers;
+  for (std::size_t i = 0; i < kThreads; ++i) {
+    workers.emplace_back([&] {
+      void* p = malloc(4321);  // sampled: rate 1
+      escape(p);
+      free(p);
+      std::unique_lock lock(m);
+      ++sampled;
+      cv.notify_all();
+      cv.wait(lock, [&] { return finish; });
+    });
+  }
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return sampled == kThreads; });
+  }
+  const std::size_t threads_alive = trailer_value("UnwindingThreads");
+  const std::size_t bytes_alive = leakless::heap_stats().profiler_bytes;
+  {
+    std::lock_guard lock(m);
+    finish = true;
+  }
+  cv.notify_all();
+  for (std::thread& w : workers) w.join();
+  const std::size_t threads_after = trailer_value("UnwindingThreads");
+  const std::size_t peak_after = trailer_value("PeakProfilerBytes");
+
+  EXPECT_EQ(threads_alive, threads_before + kThreads);
+  EXPECT_GE(bytes_alive, bytes_before + kThreads * kCacheBytes);
+  EXPECT_EQ(threads_after, threads_before);
+  EXPECT_GE(peak_after, bytes_alive);  // the exited threads' caches still count in the peak
 }
 
 TEST(HeapLinked, StatsEstimateAKnownLeak) {
