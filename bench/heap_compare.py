@@ -745,8 +745,8 @@ at most for other processes to go quiet).
   fixed sizes) and keeps it; it finds `leakless::heap_stats()` with `dlsym` (it is not linked to
   leakless) and prints the change of `inuse_bytes` across the leak, once per sampler seed.
   `profiler_bytes` (memory the profiler holds for its tables) is compared with the program's RSS.
-- **profiler memory**: `profiler_bytes` counts the profiler's tables (as reserved from the system,
-  in 256 KiB chunks) and the frame cache libunwind's `unw_backtrace` makes for each thread that
+- **profiler memory**: `profiler_bytes` counts the profiler's tables (the hash tables whole, the
+  record arena up to its last page written) and the frame cache libunwind's `unw_backtrace` makes for each thread that
   captures a stack (2^14 entries of 16 bytes, all written when it is made). The linked programs
   print it, and a program's exit profile carries it, and its largest value over the run, as
   comments ("leakless PeakProfilerBytes = N", shown by `go tool pprof -comments`). For churn and

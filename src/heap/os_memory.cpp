@@ -27,6 +27,11 @@ void os_unmap(void* p, std::size_t bytes) noexcept {
   if (p != nullptr) munmap(p, round_to_pages(bytes));
 }
 
+std::size_t arena::touched_bytes() const noexcept {
+  const std::size_t untouched = end_ - round_to_pages(next_);
+  return reserved_ - untouched;
+}
+
 void* arena::allocate(std::size_t bytes) noexcept {
   bytes = (bytes + 15) & ~std::size_t{15};
   if (end_ - next_ < bytes) {

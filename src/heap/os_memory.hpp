@@ -22,8 +22,9 @@ class arena {
  public:
   // `bytes` aligned to 16; nullptr when out of memory.
   void* allocate(std::size_t bytes) noexcept;
-  // Bytes taken from the kernel so far.
-  std::size_t reserved_bytes() const noexcept { return reserved_; }
+  // Bytes taken from the kernel so far, less the pages of the last chunk not handed out yet: the
+  // chunks are written in order and a page is resident only once written.
+  std::size_t touched_bytes() const noexcept;
 
  private:
   static constexpr std::size_t kChunkBytes = std::size_t{256} << 10;

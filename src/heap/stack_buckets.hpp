@@ -52,7 +52,7 @@ class stack_buckets {
   // Newest first; follow next_created. Buckets are never removed.
   stack_bucket* newest() const noexcept { return newest_; }
   std::size_t count() const noexcept { return count_; }
-  std::size_t memory_bytes() const noexcept { return arena_.reserved_bytes() + index_bytes_; }
+  std::size_t memory_bytes() const noexcept { return arena_.touched_bytes() + index_bytes_; }
 
  private:
   bool grow_index() noexcept;
