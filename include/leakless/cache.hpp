@@ -67,7 +67,7 @@
 // so the last chunks empty when the cache shrinks, and cleanup() frees chunks that hold no node in
 // use; a chunk with one long-lived entry stays.
 //
-// Eviction (W-TinyLFU, as Caffeine does it). A shard's entries live on three intrusive LRU lists:
+// Eviction (W-TinyLFU, as Caffeine does it). A shard's entries live on three intrusive lists:
 // the admission window (1% of the shard's capacity) and the main space, a segmented LRU of a
 // probation part and a protected part (80% of the main space). New entries enter the window. When
 // the window overflows, its least recent entries move to the probation list as candidates; while
@@ -76,18 +76,23 @@
 // used less often, by the frequency sketch, is evicted, and ties go to the incumbent (a candidate
 // with a frequency of at least 6 still wins 1 duel in 128, at random, so that an attacker cannot
 // pin the cache by flooding colliding keys). A hit in probation promotes the entry to protected;
-// protected overflow demotes its least recent entries back to probation. The sketch is a 4-bit
-// count-min sketch, 4 rows in one table of 64-bit words (16 counters each, one word per entry of
-// capacity), laid out as Caffeine's in 64-byte blocks, a key's 4 counters in one: every hit and
-// every write counts the key, and after 10 counts per entry of capacity all counters are halved, so
-// that the sketch forgets old popularity (Caffeine's optional doorkeeper is not implemented). The
-// window's size adapts by hill climbing, as in Caffeine: after each sample of 10 requests per entry
-// of capacity (5,000 at least), it keeps moving in the direction that raised the hit ratio and
-// turns back when the ratio fell (it holds still when the ratio did not change at all, where
-// Caffeine keeps going), so a workload where recency matters more than frequency gets a large
-// window (cache_options::adaptive_window = false keeps it at 1%). eviction::lru keeps a single LRU
-// list. When both bounds are set the regions are sized in entries; otherwise in the bound that is
-// set.
+// protected overflow demotes its least recent entries back to probation. The protected part is a
+// CLOCK rather than Caffeine's strict LRU list: a hit on a protected entry only marks it, and
+// demotion gives a marked entry at the head a second chance (unmarks it and moves it to the tail),
+// at most kSecondChances of them per demotion so that no write sweeps the whole list. So a hit in
+// the main space's largest part moves nothing: most hits of a skewed workload land there, and a
+// move rewrites the links of the entry's queue neighbours, random cache lines, which after the
+// sketch was the largest cost of replaying reads. The sketch is a 4-bit count-min sketch, 4 rows in
+// one table of 64-bit words (16 counters each, one word per entry of capacity), laid out as
+// Caffeine's in 64-byte blocks, a key's 4 counters in one: every hit and every write counts the
+// key, and after 10 counts per entry of capacity all counters are halved, so that the sketch
+// forgets old popularity (Caffeine's optional doorkeeper is not implemented). The window's size
+// adapts by hill climbing, as in Caffeine: after each sample of 10 requests per entry of capacity
+// (5,000 at least), it keeps moving in the direction that raised the hit ratio and turns back when
+// the ratio fell (it holds still when the ratio did not change at all, where Caffeine keeps going),
+// so a workload where recency matters more than frequency gets a large window
+// (cache_options::adaptive_window = false keeps it at 1%). eviction::lru keeps a single LRU list.
+// When both bounds are set the regions are sized in entries; otherwise in the bound that is set.
 //
 // Weight. With max_bytes, an entry weighs cache_options::weigher(key, value) (the heap memory the
 // key and value own; 0 when no weigher is given) plus entry_overhead: the node holding the key,
@@ -499,11 +504,12 @@ class cache {
     std::uint32_t next = kNone;  // also the link of the slab's free lists and of a graveyard
     std::uint32_t hash = 0;      // the low half of hash_of(key): the table's and the sketch's hash
     std::uint32_t weight = 0;    // saturating: an entry weighs at most 2^32 - 1 bytes
-    // The entry's slot in the deadline heap, npos if none (so a shard holds at most 2^28 - 1
+    // The entry's slot in the deadline heap, npos if none (so a shard holds at most 2^27 - 1
     // entries with a deadline).
-    std::uint32_t heap_index : 28 = npos;
+    std::uint32_t heap_index : 27 = npos;
     region where : 2 = region::window;
-    std::uint32_t state : 2 = kFree;  // kFree, kLive (in the table) or kRetired
+    std::uint32_t state : 2 = kFree;   // kFree, kLive (in the table) or kRetired
+    std::uint32_t referenced : 1 = 0;  // a protected entry hit since it last moved
 
     explicit node(std::uint32_t i) noexcept : self(i) {}
     node(const node&) = delete;
@@ -511,7 +517,7 @@ class cache {
     ~node() {}  // the slab ends the key's and value's lives (free nodes have none)
   };
   static constexpr std::uint32_t kNone = 0xffffffffu;  // no node
-  static constexpr std::uint32_t npos = (std::uint32_t{1} << 28) - 1;
+  static constexpr std::uint32_t npos = (std::uint32_t{1} << 27) - 1;
   static constexpr std::uint32_t kFree = 0, kLive = 1, kRetired = 2;
 
   // A shard's nodes, in chunks of geometrically growing size, four chunks per doubling: chunks
@@ -616,6 +622,7 @@ class cache {
       }
       n->prev = n->next = kNone;
       n->heap_index = npos;
+      n->referenced = 0;
       return n;
     }
     // Gives back a node whose key and value are gone (destroy_entry()) or were never built.
@@ -1025,6 +1032,7 @@ class cache {
       from.unlink(slab, n, u);
       list_of(to).push_back(slab, n, u);
       n->where = to;
+      n->referenced = 0;
     }
     bool over() const noexcept {
       return (max_entries != 0 && table.size() > max_entries) ||
@@ -1174,9 +1182,12 @@ class cache {
       return n;
     }
 
-    // Moves an accessed entry to the most recent end of its queue (promoting from probation).
+    // Moves an accessed entry to the most recent end of its queue (promoting from probation); a
+    // protected entry is only marked (the protected part is a CLOCK: see demote_protected()).
     void on_access(node* n) {
-      if (n->where == region::probation) {
+      if (n->where == region::protect) {
+        if (n->referenced == 0) n->referenced = 1;  // no store when already marked
+      } else if (n->where == region::probation) {
         move_to(n, region::protect, units(n));
         demote_protected();
       } else {
@@ -1184,9 +1195,21 @@ class cache {
       }
     }
 
+    // Demotes protected entries from the head to probation until the part fits; a referenced one
+    // gets a second chance instead (unmarked and moved to the tail), up to kSecondChances per call:
+    // past that the head is demoted marked or not, so a write does bounded work even when every
+    // protected entry has been hit since the last pass.
+    static constexpr unsigned kSecondChances = 16;
     void demote_protected() {
+      unsigned chances = 0;
       while (protect.weight > protect_max && protect.head != kNone) {
         node* d = slab.at(protect.head);
+        if (d->referenced != 0 && chances < kSecondChances) {
+          ++chances;
+          d->referenced = 0;
+          move_to(d, region::protect, units(d));
+          continue;
+        }
         move_to(d, region::probation, units(d));
       }
     }
