@@ -181,6 +181,15 @@ TEST_F(ProgramTest, ForkedChildWritesItsOwnProfile) {
   for (const std::string& f : got) {
     EXPECT_NO_THROW(leakless::pprof::decode(read_file(dir_ / f))) << f;
   }
+  // The parent forked with two other threads that had captured stacks: the child counts at most
+  // the forking thread's unwinder cache (the comment is "leakless UnwindingThreads = N").
+  const leakless::pprof::profile child_profile =
+      leakless::pprof::decode(read_file(dir_ / expected[0]));
+  const auto threads = std::find_if(
+      child_profile.comments.begin(), child_profile.comments.end(),
+      [](const std::string& c) { return c.starts_with("leakless UnwindingThreads = "); });
+  ASSERT_NE(threads, child_profile.comments.end());
+  EXPECT_LE(std::stoul(threads->substr(threads->rfind(' ') + 1)), 1u) << *threads;
 }
 
 TEST_F(ProgramTest, PosixSpawnAndExecRunUnderThePreload) {

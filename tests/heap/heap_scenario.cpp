@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,6 +89,31 @@ std::size_t count_files(const char* dir) {
 
 int run_fork() {
   grow_cache(2);
+  // Two more threads have captured stacks (an 8 MiB block is sampled all but certainly at the
+  // default rate) and are still alive when the process forks: the child has only the forking
+  // thread, so its profile must count the unwinder cache of that thread alone.
+  std::mutex m;
+  std::condition_variable cv;
+  int sampled = 0;
+  bool forked = false;
+  std::vector<std::thread> parent_threads;
+  for (int t = 0; t < 2; ++t) {
+    parent_threads.emplace_back([&] {
+      for (int i = 0; i < 2; ++i) {
+        void* block = std::malloc(std::size_t{8} << 20);
+        asm volatile("" : : "g"(block) : "memory");  // a real call: the pair may not be elided
+        std::free(block);
+      }
+      std::unique_lock lock(m);
+      ++sampled;
+      cv.notify_all();
+      cv.wait(lock, [&] { return forked; });
+    });
+  }
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return sampled == 2; });
+  }
   const pid_t child = fork();
   if (child < 0) return fail("fork");
   if (child == 0) {
@@ -99,9 +126,15 @@ int run_fork() {
     std::exit(0);
   }
   int status = 0;
-  if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return fail("child did not exit cleanly");
+  const bool child_ok =
+      waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  {
+    std::lock_guard lock(m);
+    forked = true;
   }
+  cv.notify_all();
+  for (std::thread& t : parent_threads) t.join();
+  if (!child_ok) return fail("child did not exit cleanly");
   churn(100);
   std::printf("parent %d ok\n", getpid());
   return 0;
