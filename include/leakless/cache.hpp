@@ -127,6 +127,14 @@
 // not throw. The weigher runs under the shard lock (it must not use the cache); the clock, the
 // weigher and the listener may be called from several threads at once.
 //
+// Out of memory. A put that cannot get memory throws std::bad_alloc having changed nothing (but
+// the maintenance it did first: replaying reads, removing expired entries): everything it needs
+// — the node, a table slot, a deadline heap slot, the listener's copy of a replaced entry — is
+// obtained before the new entry is published. A removal never stops halfway: when the listener's
+// copy of the removed key and value cannot be made, the entry is removed all the same (the bounds
+// come first), the listener is not called for it, and stats().notices_lost counts it. The
+// background cleanup thread retries at its next interval.
+//
 // get_or_load. A miss registers a shared future for the key in the shard's table of loads in
 // flight; later misses on the same key find it and wait on it instead of loading. The first caller
 // runs the loader without holding any lock, stores the value, removes the registration and then
@@ -208,10 +216,11 @@ struct cache_options<void, void> : cache_options_base {};
 struct cache_stats {
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
-  std::uint64_t evictions = 0;    // removals for the bounds
-  std::uint64_t expirations = 0;  // removals of expired entries
-  std::uint64_t loads = 0;        // loader calls by get_or_load
-  std::uint64_t bytes = 0;        // current total weight (see "Weight" above)
+  std::uint64_t evictions = 0;     // removals for the bounds
+  std::uint64_t expirations = 0;   // removals of expired entries
+  std::uint64_t loads = 0;         // loader calls by get_or_load
+  std::uint64_t bytes = 0;         // current total weight (see "Weight" above)
+  std::uint64_t notices_lost = 0;  // removals not told to the listener: no memory for the copy
 };
 
 namespace cache_detail {
@@ -458,6 +467,7 @@ class cache {
       total.expirations += s->stats.expirations;
       total.loads += s->stats.loads;
       total.bytes += s->bytes;
+      total.notices_lost += s->stats.notices_lost;
     }
     return total;
   }
@@ -949,6 +959,7 @@ class cache {
 
   struct counters {
     std::uint64_t hits = 0, misses = 0, evictions = 0, expirations = 0, loads = 0;
+    std::uint64_t notices_lost = 0;
   };
 
   // The read gate's words (see "Concurrent reads"): the low 24 bits count the readers in flight,
@@ -1128,16 +1139,31 @@ class cache {
         drain();  // the buffer may hold the waiting nodes
         waiting.free(slab);
       }
-      for (auto& a : table.old()) retired.arrays.push_back(std::move(a));
-      table.old().clear();
-      for (auto& t : slab.old_tables()) retired.tables.push_back(std::move(t));
-      slab.old_tables().clear();
+      retire_all(table.old(), retired.arrays);
+      retire_all(slab.old_tables(), retired.tables);
       if (retired.empty()) return;
       std::swap(waiting, retired);
       epoch.store(epoch.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
       if (!previous_epoch_left()) return;
       drain();
       waiting.free(slab);
+    }
+    // Moves replaced arrays into a graveyard; out of memory, they stay where they are (alive, as
+    // readers may need) until a later reclaim() finds room.
+    template <class T>
+    static void retire_all(std::vector<T>& from, std::vector<T>& to) noexcept {
+      if (from.empty()) return;
+      if (to.empty()) {
+        to.swap(from);
+        return;
+      }
+      try {
+        to.reserve(to.size() + from.size());
+      } catch (...) {
+        return;
+      }
+      for (T& x : from) to.push_back(std::move(x));
+      from.clear();
     }
     // Whether every reader that entered before the last epoch flip has left. An atomic
     // read-modify-write, not a load: a reader whose increment of the counter comes after it in
@@ -1224,7 +1250,11 @@ class cache {
           remove(old, removal_cause::replaced, pending);
         ++stats.expirations;
         if (owner->opts_.removal_listener) {
-          pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
+          try {
+            pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
+          } catch (...) {  // no room in the list: the listener does not hear of it
+            ++stats.notices_lost;
+          }
         }
         reclaim();
         return;
@@ -1243,14 +1273,24 @@ class cache {
         }
         table.reserve_one();
       }
-      if (deadline != cache_detail::kNever) slab.enable_deadlines();
+      if (deadline != cache_detail::kNever) {
+        slab.enable_deadlines();
+        if (old == nullptr || old->heap_index == npos) reserve_heap_slot();
+      }
+      // The listener's copy of a replaced entry, made while nothing has changed yet; taken back
+      // if the new entry cannot be built.
+      const bool notify = old != nullptr && owner->opts_.removal_listener;
+      if (notify) pending.push_back(notice{old->key, old->value, removal_cause::replaced});
       // A new node even for a key already present: lock-free readers may be copying the old
-      // value, so it is not assigned in place; the old node is retired instead.
-      node* n = slab.allocate();
+      // value, so it is not assigned in place; the old node is retired instead. Every step that
+      // can throw is above this point or undone in place: from here on nothing fails.
+      node* n = nullptr;
       try {
+        n = slab.allocate();
         std::construct_at(&n->key, std::move(key));
       } catch (...) {
-        slab.free(n);
+        if (n != nullptr) slab.free(n);
+        if (notify) pending.pop_back();
         throw;
       }
       try {
@@ -1258,6 +1298,7 @@ class cache {
       } catch (...) {
         std::destroy_at(&n->key);
         slab.free(n);
+        if (notify) pending.pop_back();
         throw;
       }
       n->state = kLive;
@@ -1265,9 +1306,6 @@ class cache {
       n->weight = static_cast<std::uint32_t>(weight);
       slab.set_expires(n->self, deadline);  // before the table publishes n
       if (old != nullptr) {
-        if (owner->opts_.removal_listener) {
-          pending.push_back(notice{old->key, old->value, removal_cause::replaced});
-        }
         list& l = list_of(old->where);
         l.unlink(slab, old, units(old));
         n->where = old->where;
@@ -1296,14 +1334,21 @@ class cache {
 
     // Unlinks n from everything and retires it (handing copies of key and value to the listener:
     // a lock-free reader may still be reading them).
-    void remove(node* n, removal_cause cause, notices& pending) {
+    void remove(node* n, removal_cause cause, notices& pending) noexcept {
+      if (owner->opts_.removal_listener) {
+        try {
+          pending.push_back(notice{n->key, n->value, cause});
+        } catch (
+            ...) {  // no memory for the copy: the entry goes all the same (see "Out of memory")
+          ++stats.notices_lost;
+        }
+      }
       list_of(n->where).unlink(slab, n, units(n));
       if (n->heap_index != npos) heap_erase(n->heap_index);
       bytes -= n->weight;
       if (cause == removal_cause::size) ++stats.evictions;
       if (cause == removal_cause::expired) ++stats.expirations;
       table.erase(n);
-      if (owner->opts_.removal_listener) pending.push_back(notice{n->key, n->value, cause});
       retire(n);
     }
     // n is out of the table: its entry is ended and its node reused once no reader can hold it
@@ -1463,6 +1508,15 @@ class cache {
       heap_fix(n->heap_index);
     }
     bool tracks_written() const noexcept { return owner->access_ttl_ > 0; }
+    // Room for one more heap slot and its write deadline, taken before an entry is published, so
+    // that set_deadline() cannot run out of memory halfway (a node in the table but not in the
+    // heap would never be expired by cleanup()).
+    void reserve_heap_slot() {
+      if (heap.size() == heap.capacity()) heap.reserve(2 * heap.size() + 16);
+      if (tracks_written() && written.size() == written.capacity()) {
+        written.reserve(2 * written.size() + 16);
+      }
+    }
     // The write deadline of heap slot i (npos: none).
     std::int64_t written_at(std::size_t i) const noexcept {
       return i == npos || !tracks_written() ? cache_detail::kNever : written[i];
@@ -1557,7 +1611,10 @@ class cache {
         while (!stop.stop_requested()) {
           cv.wait_for(lock, stop, opts_.cleanup_interval, [] { return false; });
           if (stop.stop_requested()) break;
-          cleanup();
+          try {
+            cleanup();
+          } catch (...) {  // out of memory (compacting): the next interval tries again
+          }
         }
       });
     }
