@@ -1249,13 +1249,7 @@ class cache {
         if (node* old = table.find(key, h, owner->eq_))
           remove(old, removal_cause::replaced, pending);
         ++stats.expirations;
-        if (owner->opts_.removal_listener) {
-          try {
-            pending.push_back(notice{std::move(key), std::move(value), removal_cause::expired});
-          } catch (...) {  // no room in the list: the listener does not hear of it
-            ++stats.notices_lost;
-          }
-        }
+        queue_notice(pending, std::move(key), std::move(value), removal_cause::expired);
         reclaim();
         return;
       }
@@ -1335,14 +1329,7 @@ class cache {
     // Unlinks n from everything and retires it (handing copies of key and value to the listener:
     // a lock-free reader may still be reading them).
     void remove(node* n, removal_cause cause, notices& pending) noexcept {
-      if (owner->opts_.removal_listener) {
-        try {
-          pending.push_back(notice{n->key, n->value, cause});
-        } catch (
-            ...) {  // no memory for the copy: the entry goes all the same (see "Out of memory")
-          ++stats.notices_lost;
-        }
-      }
+      queue_notice(pending, n->key, n->value, cause);
       list_of(n->where).unlink(slab, n, units(n));
       if (n->heap_index != npos) heap_erase(n->heap_index);
       bytes -= n->weight;
@@ -1350,6 +1337,19 @@ class cache {
       if (cause == removal_cause::expired) ++stats.expirations;
       table.erase(n);
       retire(n);
+    }
+    // Queues the listener's notice of a removal (copying or moving the key and value into it). With
+    // no memory for it the removal goes on all the same, untold, and counts in notices_lost (see
+    // "Out of memory").
+    template <class KeyArg, class ValueArg>
+    void queue_notice(notices& pending, KeyArg&& key, ValueArg&& value,
+                      removal_cause cause) noexcept {
+      if (!owner->opts_.removal_listener) return;
+      try {
+        pending.push_back(notice{std::forward<KeyArg>(key), std::forward<ValueArg>(value), cause});
+      } catch (...) {
+        ++stats.notices_lost;
+      }
     }
     // n is out of the table: its entry is ended and its node reused once no reader can hold it
     // (reclaim()).
