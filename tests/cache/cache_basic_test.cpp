@@ -21,20 +21,15 @@
 
 #include <gtest/gtest.h>
 
+#include "support/manual_clock.hpp"
+
 #include <leakless/cache.hpp>
 
 namespace {
 
 using namespace std::chrono_literals;
 
-// A clock the test moves by hand.
-struct manual_clock {
-  std::atomic<std::int64_t> ns{1'000'000'000};
-  std::function<std::chrono::nanoseconds()> fn() {
-    return [this] { return std::chrono::nanoseconds(ns.load()); };
-  }
-  void advance(std::chrono::nanoseconds d) { ns += d.count(); }
-};
+using leakless::test::manual_clock;
 
 TEST(CacheBasic, GetPutEraseAndStats) {
   leakless::cache_options opts;

@@ -21,6 +21,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/manual_clock.hpp"
+
 #include <leakless/cache.hpp>
 
 namespace {
@@ -56,12 +58,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct manual_clock {
-  std::int64_t ns = 1'000'000'000;
-  std::function<std::chrono::nanoseconds()> fn() {
-    return [this] { return std::chrono::nanoseconds(ns); };
-  }
-};
+using leakless::test::manual_clock;
 
 // Values long enough that copying one allocates.
 std::string value_for(int key, int version) {
@@ -142,7 +139,7 @@ outcome put_failing_at(long n, const scenario& sc) {
   }
   EXPECT_EQ(found, c.size()) << where;
   // Every entry has a deadline: past all of them, cleanup() must find and remove every one.
-  clock.ns += std::chrono::nanoseconds(60s).count();
+  clock.advance(60s);
   c.cleanup();
   EXPECT_EQ(c.size(), 0u) << "an entry outlived its deadline, " << where;
   return out;
