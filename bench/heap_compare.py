@@ -746,8 +746,9 @@ at most for other processes to go quiet).
   leakless) and prints the change of `inuse_bytes` across the leak, once per sampler seed.
   `profiler_bytes` (memory the profiler holds for its tables) is compared with the program's RSS.
 - **profiler memory**: `profiler_bytes` counts the profiler's tables (the hash tables whole, the
-  record arena up to its last page written) and the frame cache libunwind's `unw_backtrace` makes for each thread that
-  captures a stack (2^14 entries of 16 bytes, all written when it is made). The linked programs
+  record arena up to its last page written) and the frame cache libunwind's `unw_backtrace`
+  makes for each thread that captures a stack (2^14 entries of 16 bytes, all written when it is
+  made). The linked programs
   print it, and a program's exit profile carries it, and its largest value over the run, as
   comments ("leakless PeakProfilerBytes = N", shown by `go tool pprof -comments`). For churn and
   cppcheck the peak is compared with the same run's peak RSS; for the leak, the value after the
