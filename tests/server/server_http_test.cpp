@@ -18,6 +18,7 @@
 #include <fstream>
 #include <future>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -95,9 +96,16 @@ class scenario {
   }
 
   scenario(scenario&& other) noexcept
-      : dir_(std::move(other.dir_)), pid_(std::exchange(other.pid_, 0)), port_(other.port_) {}
+      : dir_(std::exchange(other.dir_, {})),
+        pid_(std::exchange(other.pid_, 0)),
+        port_(other.port_) {}
+  // Stops the program and removes its directory, which is kept when the test failed.
   ~scenario() {
     if (pid_ != 0) stop();
+    if (!dir_.empty() && !::testing::Test::HasFailure()) {
+      std::error_code ignored;
+      fs::remove_all(dir_, ignored);
+    }
   }
 
   int port() const { return port_; }
