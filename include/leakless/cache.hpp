@@ -173,6 +173,7 @@
 
 #include <leakless/hash.hpp>
 #include <leakless/metrics.hpp>
+#include <leakless/prefetch.hpp>
 
 namespace leakless {
 
@@ -278,7 +279,7 @@ class frequency_sketch {
 
   // Asks the processor to fetch h's counters (before a batch of increments).
   void prefetch(std::uint64_t h) const noexcept {
-    if (!table_.empty()) __builtin_prefetch(&table_[block_of(h)], 1);
+    if (!table_.empty()) prefetch_detail::prefetch_write(&table_[block_of(h)]);
   }
 
   void increment(std::uint64_t h) noexcept {
@@ -1128,8 +1129,8 @@ class cache {
           slot.store(nullptr, std::memory_order_relaxed);
           if (n->state != kLive) continue;
           sketch.prefetch(n->hash);
-          if (n->prev != kNone) __builtin_prefetch(slab.at(n->prev), 1);
-          if (n->next != kNone) __builtin_prefetch(slab.at(n->next), 1);
+          if (n->prev != kNone) prefetch_detail::prefetch_write(slab.at(n->prev));
+          if (n->next != kNone) prefetch_detail::prefetch_write(slab.at(n->next));
           batch[count++] = n;
         }
       }

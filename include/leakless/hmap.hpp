@@ -80,6 +80,7 @@
 #include <vector>
 
 #include <leakless/hash.hpp>
+#include <leakless/prefetch.hpp>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -492,12 +493,12 @@ class bucket {
   // Asks for the bucket's slots to be brought into cache.
   void prefetch_slots() const noexcept {
     for (std::size_t offset = 0; offset < sizeof(slots_type); offset += 64) {
-      __builtin_prefetch(reinterpret_cast<const unsigned char*>(data_) + offset);
+      prefetch_detail::prefetch_read(reinterpret_cast<const unsigned char*>(data_) + offset);
     }
   }
   // Asks for the bucket's control and slots to be brought into cache.
   void prefetch() const noexcept {
-    __builtin_prefetch(ctl_);
+    prefetch_detail::prefetch_read(ctl_);
     prefetch_slots();
   }
 
