@@ -355,8 +355,8 @@ class cache {
   std::optional<V> get(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    if (std::optional<V> hit = try_get(s, key, low(h))) return hit;
     std::optional<V> result;
+    if (try_get(s, key, low(h), result)) return result;
     std::int64_t t = read_time();
     notices pending;
     {
@@ -411,7 +411,10 @@ class cache {
   V get_or_load(const K& key, Loader&& load) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    if (std::optional<V> hit = try_get(s, key, low(h))) return std::move(*hit);
+    {
+      std::optional<V> hit;
+      if (try_get(s, key, low(h), hit)) return std::move(*hit);
+    }
     std::int64_t t = read_time();
     notices pending;
     std::promise<V> promise;
@@ -1050,13 +1053,10 @@ class cache {
 
     // --- concurrent reads ---
 
-    // A hit without the lock: a copy of the value of key's live entry, its access recorded in the
-    // read buffer (which is replayed if this record filled the stripe's ring and the lock is
-    // free). Empty when the key was not found or its entry has expired (the caller asks again
-    // under the lock, which counts the miss or removes the expired entry). The value is returned,
-    // not written through a reference into the caller's frame: a caller reading back an optional
-    // stored field by field stalls on store forwarding (a tenth of a read's time on two threads).
-    std::optional<V> try_get(const K& key, std::uint32_t h) {
+    // A hit without the lock: copies the value of key's live entry into out and records the
+    // access in the read buffer. False when the key was not found or its entry has expired (the
+    // caller asks again under the lock, which counts the miss or removes the expired entry).
+    bool try_get(const K& key, std::uint32_t h, std::optional<V>& out) {
       read_stripe& mine = stripes[cache_detail::read_stripe()];
       std::uint64_t e = 0, ticket = 0;
       for (;;) {  // enter the current epoch's gate (re-checked: see reclaim())
@@ -1065,38 +1065,23 @@ class cache {
         if (epoch.load(std::memory_order_seq_cst) == e) break;
         mine.gate[e & 1].fetch_sub(1, std::memory_order_release);
       }
-      // Leaves the gate once the value is copied (the return value is made before locals are
-      // destroyed), then replays the buffer if this hit's record filled the stripe's ring.
       struct leave {
-        shard& s;
         std::atomic<std::uint64_t>& word;
-        bool hit = false, replay = false;
-        ~leave() {
-          word.fetch_add(hit ? kHit - 1 : ~std::uint64_t{0}, std::memory_order_release);
-          if (replay) s.replay_if_idle();
-        }
-      } guard{*this, mine.gate[e & 1]};
+        bool hit = false;
+        ~leave() { word.fetch_add(hit ? kHit - 1 : ~std::uint64_t{0}, std::memory_order_release); }
+      } guard{mine.gate[e & 1]};
       node* n = table.find_concurrent(key, h, owner->eq_);
-      if (n == nullptr) return std::nullopt;
+      if (n == nullptr) return false;
       const std::int64_t expires = slab.expires_concurrent(n->self);
-      if (expires != cache_detail::kNever && expires <= owner->now()) return std::nullopt;
+      if (expires != cache_detail::kNever && expires <= owner->now()) return false;
+      out.emplace(n->value);
       // The slot: the hits and readers counted in the stripe before this one, so that a lone
       // reader fills its stripe's buffer in order and concurrent ones mostly pick different slots
       // (a clash loses a record, as a full buffer does: the buffer is lossy, as Caffeine's is).
       const std::size_t slot = ((ticket >> 24) + (ticket & kInFlight)) & (kReadSlots - 1);
       mine.reads[slot].store(n, std::memory_order_release);
       guard.hit = true;
-      guard.replay = slot == kReadSlots - 1;
-      return std::optional<V>(std::in_place, n->value);
-    }
-    // Replays the read buffer and frees what readers have left, unless a writer holds the lock
-    // (it replays the buffer itself).
-    void replay_if_idle() noexcept {
-      std::unique_lock lock(mu, std::try_to_lock);
-      if (lock.owns_lock()) {
-        drain();
-        reclaim();
-      }
+      return slot == kReadSlots - 1;  // true: a hit, and the stripe's buffer is due for replay
     }
 
     // Replays the read buffer (under the lock): each recorded access of a live entry counts in
@@ -1663,11 +1648,18 @@ class cache {
         .count();
   }
 
-  // A hit without the shard's lock (see "Concurrent reads"); empty: ask again under the lock.
+  // A hit without the shard's lock (see "Concurrent reads"); false: ask again under the lock.
   // A cache with expire_after_access always reads under the lock (a read moves the deadline).
-  std::optional<V> try_get(shard& s, const K& key, std::uint32_t h) {
-    if (access_ttl_ > 0) return std::nullopt;
-    return s.try_get(key, h);
+  bool try_get(shard& s, const K& key, std::uint32_t h, std::optional<V>& out) {
+    if (access_ttl_ > 0) return false;
+    if (s.try_get(key, h, out)) {  // a hit that filled the read buffer: replay it if idle
+      std::unique_lock lock(s.mu, std::try_to_lock);
+      if (lock.owns_lock()) {
+        s.drain();
+        s.reclaim();
+      }
+    }
+    return out.has_value();
   }
 
   // The time for a read: now() when the options make every entry expire, else kUnread, and
