@@ -52,7 +52,7 @@ struct own_figure {
   const char* name;
   std::uint64_t value;
 };
-std::array<own_figure, 8> own_figures() {
+std::array<own_figure, 9> own_figures() {
   const sampler_totals t = totals();
   return {{{"SampleRate", sample_rate()},
            {"Samples", t.samples},
@@ -61,7 +61,8 @@ std::array<own_figure, 8> own_figures() {
            {"Buckets", t.buckets},
            {"ProfilerBytes", t.profiler_bytes},
            {"PeakProfilerBytes", t.peak_profiler_bytes},
-           {"UnwindingThreads", t.unwinding_threads}}};
+           {"UnwindingThreads", t.unwinding_threads},
+           {"UnwinderFallbacks", t.unwinder_fallbacks}}};
 }
 
 }  // namespace

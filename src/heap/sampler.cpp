@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 
 #include "heap/lifecycle.hpp"
+#include "stack/cfi_unwind.hpp"
 
 namespace leakless::heap {
 
@@ -37,14 +38,16 @@ stack_buckets g_buckets;
 std::uint64_t g_samples = 0;
 std::uint64_t g_dropped = 0;
 
-// The live threads that have captured a stack, each holding one of libunwind's frame caches
-// (kUnwinderCacheBytes): counted at a thread's first capture, uncounted by a thread-specific
+// The live threads that have fallen back to libunwind, each holding one of its frame caches
+// (kUnwinderCacheBytes): counted at a thread's first fallback, uncounted by a thread-specific
 // key's destructor when it exits, as libunwind's own key frees the cache then.
 std::atomic<std::size_t> g_unwinding_threads{0};
 std::atomic<std::size_t> g_unwinding_threads_peak{0};  // the most at any one time
 pthread_once_t g_unwinder_key_once = PTHREAD_ONCE_INIT;
 pthread_key_t g_unwinder_key;
 bool g_unwinder_key_made = false;
+// Stacks the CFI unwinder could not follow, captured by libunwind instead.
+std::atomic<std::uint64_t> g_unwinder_fallbacks{0};
 
 void uncount_unwinder_cache(void*) noexcept {
   tls_sampler.unwinder_cache_counted = false;
@@ -128,27 +131,37 @@ std::int64_t draw_distance(thread_sampler& t, std::size_t rate) noexcept {
 }
 
 // Captures the stack of the current allocation into `out`, starting at the frame that called
-// the allocation entry point (found as `caller`); returns the depth.
+// the allocation entry point (found as `caller`); returns the depth. The CFI unwinder, with its
+// one shared rule cache, does the work; a stack it cannot follow to the end (a signal frame, code
+// with no unwind table) is captured again whole by libunwind, whose frame cache then costs this
+// thread 256 KiB (counted, see count_unwinder_cache).
 std::uint32_t capture_stack(std::uintptr_t caller, std::uintptr_t* out) noexcept {
   // Room for our own frames (this function, the slow path, the entry point) above the caller's.
-  constexpr int kOwnFramesSlack = 16;
-  void* raw[kMaxStackDepth + kOwnFramesSlack];
-  tls_sampler.unwinding = true;
-  const int got = unw_backtrace(raw, static_cast<int>(kMaxStackDepth + kOwnFramesSlack));
-  tls_sampler.unwinding = false;
-  count_unwinder_cache(tls_sampler);
-  int start = 0;
-  for (int i = 0; i < got && i < kOwnFramesSlack; ++i) {
-    if (reinterpret_cast<std::uintptr_t>(raw[i]) == caller) {
+  constexpr std::size_t kOwnFramesSlack = 16;
+  constexpr std::size_t kRawDepth = kMaxStackDepth + kOwnFramesSlack;
+  std::uintptr_t raw[kRawDepth];
+  const stack::unwind_result walked = stack::cfi_backtrace(raw, kRawDepth);
+  std::size_t got = walked.depth;
+  if (walked.end == stack::unwind_end::unsupported) {
+    void* fallback[kRawDepth];
+    tls_sampler.unwinding = true;
+    const int unwound = unw_backtrace(fallback, static_cast<int>(kRawDepth));
+    tls_sampler.unwinding = false;
+    count_unwinder_cache(tls_sampler);
+    g_unwinder_fallbacks.fetch_add(1, std::memory_order_relaxed);
+    got = unwound > 0 ? static_cast<std::size_t>(unwound) : 0;
+    for (std::size_t i = 0; i < got; ++i) raw[i] = reinterpret_cast<std::uintptr_t>(fallback[i]);
+  }
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < got && i < kOwnFramesSlack; ++i) {
+    if (raw[i] == caller) {
       start = i;
       break;
     }
   }
   // If `caller` was not found (a tail call in between, say), keep everything rather than guess.
   std::uint32_t depth = 0;
-  for (int i = start; i < got && depth < kMaxStackDepth; ++i) {
-    out[depth++] = reinterpret_cast<std::uintptr_t>(raw[i]);
-  }
+  for (std::size_t i = start; i < got && depth < kMaxStackDepth; ++i) out[depth++] = raw[i];
   return depth;
 }
 
@@ -287,7 +300,9 @@ sampler_totals totals() noexcept {
   t.dropped = g_dropped;
   t.live_samples = live_allocations.size();
   t.unwinding_threads = g_unwinding_threads.load(std::memory_order_relaxed);
-  const std::size_t tables = g_buckets.memory_bytes() + live_allocations.memory_bytes();
+  t.unwinder_fallbacks = g_unwinder_fallbacks.load(std::memory_order_relaxed);
+  const std::size_t tables =
+      g_buckets.memory_bytes() + live_allocations.memory_bytes() + stack::cfi_cache_bytes();
   t.profiler_bytes = tables + t.unwinding_threads * kUnwinderCacheBytes;
   // The tables never shrink, so their size now is also their largest.
   t.peak_profiler_bytes =

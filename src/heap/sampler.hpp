@@ -8,8 +8,9 @@
 // shared write; the rate's generation number is compared too, so that set_sample_rate() reaches
 // threads whose countdown was drawn at another rate.
 //
-// A sampled allocation's stack is captured with libunwind (unw_backtrace, with its per-thread
-// cache; it follows DWARF unwind tables, so libraries built without frame pointers unwind) before
+// A sampled allocation's stack is captured with the CFI unwinder (stack/cfi_unwind.hpp: it follows
+// DWARF unwind tables, so libraries built without frame pointers unwind, through one rule cache
+// shared by all threads), or with libunwind's unw_backtrace for a stack it cannot follow, before
 // any lock is taken — the unwinder may take the dynamic loader's lock, and a thread inside dlopen
 // that holds that lock may itself be waiting in malloc for our lock. Only then is the profiler's
 // spinlock taken to count the sample in its (stack, size) bucket and to enter the pointer in the
@@ -42,7 +43,7 @@ struct thread_sampler {
   std::uint32_t busy = 0;               // > 0 while this thread is inside the profiler
   bool holding_lock = false;            // this thread holds the profiler's lock
   bool unwinding = false;               // inside libunwind (its per-thread cache is not reentrant)
-  bool unwinder_cache_counted = false;  // counted in the live threads' unwinder caches
+  bool unwinder_cache_counted = false;  // counted among the threads holding libunwind's cache
 };
 
 extern constinit thread_local thread_sampler tls_sampler [[gnu::tls_model("initial-exec")]];
@@ -113,10 +114,12 @@ struct sampler_totals {
   std::uint64_t samples = 0;       // allocations sampled
   std::uint64_t dropped = 0;       // samples lost for lack of memory for the tables
   std::size_t live_samples = 0;    // sampled allocations not freed yet
-  std::size_t profiler_bytes = 0;  // the tables' memory and the unwinder's per-thread caches
+  std::size_t profiler_bytes = 0;  // the tables (with the unwinder's rule cache) and libunwind's
+                                   // per-thread caches
   std::size_t buckets = 0;
-  std::size_t unwinding_threads = 0;    // live threads that have captured a stack
-  std::size_t peak_profiler_bytes = 0;  // the most profiler_bytes has been
+  std::size_t unwinding_threads = 0;     // live threads holding libunwind's cache (they fell back)
+  std::size_t peak_profiler_bytes = 0;   // the most profiler_bytes has been
+  std::uint64_t unwinder_fallbacks = 0;  // stacks captured by libunwind, not the CFI unwinder
 };
 
 // Copies every bucket's counters (the caller's thread is made busy meanwhile).
@@ -130,9 +133,10 @@ void unlock_after_fork() noexcept;
 void forget_other_threads_after_fork() noexcept;
 
 // The memory of libunwind's frame cache, which unw_backtrace makes for each thread the first time
-// it captures a stack: 2^14 entries of 16 bytes, every one written when it is made, unmapped when
-// the thread exits (libunwind quadruples it if it gets half full, which a thread needs 8,192
-// distinct return addresses for; that is not seen from here, so this is a lower bound).
+// it captures a stack (here: the first time the thread falls back to it): 2^14 entries of 16 bytes,
+// every one written when it is made, unmapped when the thread exits (libunwind quadruples it if it
+// gets half full, which a thread needs 8,192 distinct return addresses for; that is not seen from
+// here, so this is a lower bound).
 inline constexpr std::size_t kUnwinderCacheBytes = std::size_t{16} << 14;
 
 }  // namespace leakless::heap

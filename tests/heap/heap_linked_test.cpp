@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -348,51 +349,115 @@ std::size_t trailer_value(const std::string& name) {
   return std::stoul(text.substr(at + key.size()));
 }
 
-// libunwind keeps a 256 KiB frame cache for each thread that has captured a stack: the profiler's
-// memory counts it while the thread lives, and stops counting it when the thread exits (its peak
-// keeps it).
-TEST(HeapLinked, ProfilerBytesCountEachSamplingThreadsUnwinderCache) {
-  every_allocation rate;
-  constexpr std::size_t kThreads = 4;
-  constexpr std::size_t kCacheBytes = 256 * 1024;
-  const std::size_t threads_before = trailer_value("UnwindingThreads");
-  const std::size_t bytes_before = leakless::heap_stats().profiler_bytes;
-
+// Runs `body` on each of `count` threads and, while all of them are still alive (each has done
+// its work and waits), calls `while_alive`.
+template <class Body, class WhileAlive>
+void on_live_threads(std::size_t count, Body body, WhileAlive while_alive) {
   std::mutex m;
   std::condition_variable cv;
-  std::size_t sampled = 0;
+  std::size_t done = 0;
   bool finish = false;
   std::vector<std::thread> workers;
-  for (std::size_t i = 0; i < kThreads; ++i) {
+  for (std::size_t i = 0; i < count; ++i) {
     workers.emplace_back([&] {
-      void* p = malloc(4321);  // sampled: rate 1
-      escape(p);
-      free(p);
+      body();
       std::unique_lock lock(m);
-      ++sampled;
+      ++done;
       cv.notify_all();
       cv.wait(lock, [&] { return finish; });
     });
   }
   {
     std::unique_lock lock(m);
-    cv.wait(lock, [&] { return sampled == kThreads; });
+    cv.wait(lock, [&] { return done == count; });
   }
-  const std::size_t threads_alive = trailer_value("UnwindingThreads");
-  const std::size_t bytes_alive = leakless::heap_stats().profiler_bytes;
+  while_alive();
   {
     std::lock_guard lock(m);
     finish = true;
   }
   cv.notify_all();
   for (std::thread& w : workers) w.join();
-  const std::size_t threads_after = trailer_value("UnwindingThreads");
-  const std::size_t peak_after = trailer_value("PeakProfilerBytes");
+}
 
-  EXPECT_EQ(threads_alive, threads_before + kThreads);
-  EXPECT_GE(bytes_alive, bytes_before + kThreads * kCacheBytes);
-  EXPECT_EQ(threads_after, threads_before);
-  EXPECT_GE(peak_after, bytes_alive);  // the exited threads' caches still count in the peak
+constexpr std::size_t kLibunwindCacheBytes = 256 * 1024;
+
+// The profiler's figures about its unwinders, as the profile reports them.
+struct unwinder_figures {
+  std::size_t threads_holding_libunwind_cache = 0;
+  std::size_t fallbacks = 0;
+  std::size_t profiler_bytes = 0;
+};
+
+unwinder_figures read_unwinder_figures() {
+  return {trailer_value("UnwindingThreads"), trailer_value("UnwinderFallbacks"),
+          leakless::heap_stats().profiler_bytes};
+}
+
+// The CFI unwinder keeps one rule cache for the whole process: threads that sample add no
+// per-thread unwinder memory (libunwind's unw_backtrace would add 256 KiB each).
+TEST(HeapLinked, SamplingThreadsShareOneUnwinderCache) {
+  every_allocation rate;
+  constexpr std::size_t kThreads = 4;
+  const unwinder_figures before = read_unwinder_figures();
+  unwinder_figures alive;
+  on_live_threads(
+      kThreads,
+      [] {
+        void* p = malloc(4321);  // sampled: rate 1
+        escape(p);
+        free(p);
+      },
+      [&] { alive = read_unwinder_figures(); });
+  EXPECT_EQ(totals_for_size(4321).alloc_objects, kThreads);
+  EXPECT_EQ(alive.threads_holding_libunwind_cache, before.threads_holding_libunwind_cache);
+  EXPECT_EQ(read_unwinder_figures().fallbacks, before.fallbacks);
+  EXPECT_LT(alive.profiler_bytes, before.profiler_bytes + kLibunwindCacheBytes);
+}
+
+// A stack through a signal frame is one the CFI unwinder declines: libunwind captures it whole,
+// and its 256 KiB cache counts in the profiler's memory while the thread lives (the peak keeps it).
+void allocate_in_handler(int) {
+  void* p = malloc(4323);  // sampled: rate 1
+  escape(p);
+  free(p);
+}
+
+[[gnu::noinline]] void raise_the_allocating_signal() {
+  raise(SIGUSR2);
+  asm volatile("" ::: "memory");  // not a tail call: this frame stays on the stack
+}
+
+TEST(HeapLinked, StacksThroughSignalFramesFallBackToLibunwindAndItsCacheCounts) {
+  every_allocation rate;
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_handler = allocate_in_handler;
+  sigemptyset(&action.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR2, &action, &previous), 0);
+  const unwinder_figures before = read_unwinder_figures();
+  unwinder_figures alive;
+  on_live_threads(
+      1, [] { raise_the_allocating_signal(); }, [&] { alive = read_unwinder_figures(); });
+  sigaction(SIGUSR2, &previous, nullptr);
+  const unwinder_figures after = read_unwinder_figures();
+  EXPECT_EQ(totals_for_size(4323).alloc_objects, 1u);
+  EXPECT_EQ(after.fallbacks, before.fallbacks + 1);
+  EXPECT_EQ(alive.threads_holding_libunwind_cache, before.threads_holding_libunwind_cache + 1);
+  EXPECT_GE(alive.profiler_bytes, before.profiler_bytes + kLibunwindCacheBytes);
+  EXPECT_EQ(after.threads_holding_libunwind_cache, before.threads_holding_libunwind_cache);
+  EXPECT_GE(trailer_value("PeakProfilerBytes"), alive.profiler_bytes);
+  // libunwind follows the signal frame: the record of the handler's allocation goes on to the
+  // function that raised the signal.
+  std::ostringstream out;
+  leakless::write_heap_profile(out, 1);
+  const std::string text = out.str();
+  const std::size_t record = text.find("[1: 4323] @");
+  ASSERT_NE(record, std::string::npos);
+  const std::size_t record_end = text.find("\n\n", record);
+  const std::string stack = text.substr(record, record_end - record);
+  EXPECT_NE(stack.find("allocate_in_handler"), std::string::npos) << stack;
+  EXPECT_NE(stack.find("raise_the_allocating_signal"), std::string::npos) << stack;
 }
 
 TEST(HeapLinked, StatsEstimateAKnownLeak) {

@@ -7,8 +7,9 @@
 // back untouched if the reallocation failed. malloc_usable_size and dlclose are glibc's own,
 // looked up in libc itself on first use (never from inside malloc) — not with RTLD_NEXT, which
 // in a program linked with another allocator (redis-server links jemalloc) finds that
-// allocator's malloc_usable_size, which cannot read glibc's blocks. dlclose then flushes
-// libunwind's caches, whose cached frame layouts would otherwise outlive the unloaded code.
+// allocator's malloc_usable_size, which cannot read glibc's blocks. dlclose then flushes the
+// unwinders' caches (the CFI unwinder's rules and libunwind's), whose cached frame layouts would
+// otherwise outlive the unloaded code.
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <libunwind.h>
@@ -20,6 +21,7 @@
 
 #include "heap/interpose/entry.hpp"
 #include "heap/lifecycle.hpp"
+#include "stack/cfi_unwind.hpp"
 
 #include <leakless/export.hpp>
 
@@ -149,6 +151,7 @@ LEAKLESS_API int dlclose(void* handle) noexcept {
   if (glibc == nullptr) return -1;
   const int result = glibc(handle);
   unw_flush_cache(unw_local_addr_space, 0, 0);
+  leakless::stack::cfi_flush_cache();
   return result;
 }
 
