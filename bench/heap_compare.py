@@ -258,10 +258,13 @@ class Runner:
                     # The profile written at exit carries the profiler's own figures, among them
                     # the most memory it held at any time ("leakless PeakProfilerBytes = N",
                     # which counts threads that have exited since), compared with peak RSS.
+                    # How many stacks the CFI unwinder left to libunwind comes along.
                     for c in profile_comments(max(written, key=os.path.getmtime)):
-                        m = re.fullmatch(r"leakless PeakProfilerBytes = (\d+)", c)
+                        m = re.fullmatch(r"leakless (PeakProfilerBytes|UnwinderFallbacks) = (\d+)", c)
                         if m:
-                            r.kv["peak_profiler_bytes"] = m.group(1)
+                            key = {"PeakProfilerBytes": "peak_profiler_bytes",
+                                   "UnwinderFallbacks": "unwinder_fallbacks"}[m.group(1)]
+                            r.kv[key] = m.group(2)
                 if not written:
                     self.errors.append(f"{label} under {NAMES.get(setup, setup)}: the profiler "
                                        "wrote no profile")
@@ -589,25 +592,35 @@ def goals(res: dict, mf: dict, lf: dict) -> list[tuple[str, str, str]]:
                 f"({lf['n']} seeds)", status(abs(lf["median"]) <= GOAL_ACC),
                 f"median {lf['median']:+.2f}%, p10 {lf['p10']:+.2f}%, p90 {lf['p90']:+.2f}%, "
                 f"max abs {lf['maxabs']:.2f}%"))
-    def own_memory(wl: str) -> tuple[float, float] | None:
-        """Median profiler_bytes of a program's leakless runs, and its median share of peak RSS."""
+    def own_memory(wl: str) -> tuple[float, float, float | None] | None:
+        """Median profiler_bytes of a program's leakless runs, its median share of peak RSS, and
+        the median number of stacks left to libunwind."""
         runs = [r for r in res.get((wl, "leakless"), [])
                 if not r.timed_out and r.f("peak_profiler_bytes") is not None and r.rss_kib]
         if not runs:
             return None
+        fallbacks = [r.f("unwinder_fallbacks") for r in runs
+                     if r.f("unwinder_fallbacks") is not None]
         return (med([r.f("peak_profiler_bytes") for r in runs]),
-                med([r.f("peak_profiler_bytes") / (r.rss_kib * 1024) * 100 for r in runs]))
+                med([r.f("peak_profiler_bytes") / (r.rss_kib * 1024) * 100 for r in runs]),
+                med(fallbacks) if fallbacks else None)
 
-    shares = [("leak", lf["prof"], lf["prof_pct"])]
+    shares = [("leak", lf["prof"], lf["prof_pct"], None)]
     for wl in ("churn", "cppcheck"):
         m = own_memory(wl)
         if m is not None:
-            shares.append((wl, m[0], m[1]))
-    worst = max(pct for _, _, pct in shares)
-    out.append((f"profiler memory (its own data: profiler_bytes, with libunwind's frame cache of "
-                f"each sampling thread) ≤ {GOAL_MEM:g}% of the program's peak RSS",
+            shares.append((wl, *m))
+
+    def share_text(wl: str, b: float, pct: float, fallbacks: float | None) -> str:
+        text = f"{wl}: {fmt_bytes(b)} = {pct:.2f}%"
+        return text if fallbacks is None else f"{text} ({fallbacks:.0f} stacks left to libunwind)"
+
+    worst = max(pct for _, _, pct, _ in shares)
+    out.append((f"profiler memory (its own data: profiler_bytes, with the unwinder's rule cache "
+                f"and libunwind's frame cache of each thread that fell back to it) ≤ "
+                f"{GOAL_MEM:g}% of the program's peak RSS",
                 status(worst <= GOAL_MEM),
-                "; ".join(f"{wl}: {fmt_bytes(b)} = {pct:.2f}%" for wl, b, pct in shares)))
+                "; ".join(share_text(*share) for share in shares)))
     parts, oks = [], []
     for wl, label in WORKLOADS:
         b = [r for r in res.get((wl, "none"), []) if not r.timed_out]
@@ -746,10 +759,12 @@ at most for other processes to go quiet).
   leakless) and prints the change of `inuse_bytes` across the leak, once per sampler seed.
   `profiler_bytes` (memory the profiler holds for its tables) is compared with the program's RSS.
 - **profiler memory**: `profiler_bytes` counts the profiler's tables (the hash tables whole, the
-  record arena up to its last page written) and the frame cache libunwind's `unw_backtrace`
-  makes for each thread that captures a stack (2^14 entries of 16 bytes, all written when it is
-  made). The linked programs
-  print it, and a program's exit profile carries it, and its largest value over the run, as
+  record arena up to its last page written), the CFI unwinder's rule cache (one for the process:
+  32 KiB, replaced by a 4x larger one each time it is half full; the tables it replaced still
+  count), and, for each live thread that has fallen back to libunwind's `unw_backtrace` (a stack
+  through a signal frame or code with no unwind table), the frame cache libunwind makes for it
+  (2^14 entries of 16 bytes, all written when it is made). *stacks left to libunwind* is the
+  exit profile's "leakless UnwinderFallbacks" comment. The linked programs print it, and a program's exit profile carries it, and its largest value over the run, as
   comments ("leakless PeakProfilerBytes = N", shown by `go tool pprof -comments`). For churn and
   cppcheck the peak is compared with the same run's peak RSS; for the leak, the value after the
   leak with the RSS then.

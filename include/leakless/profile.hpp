@@ -17,8 +17,10 @@
 namespace leakless {
 
 // Summary of the heap profile; every byte and object figure is an unbiased estimate from samples.
-// profiler_bytes counts the profiler's tables and the frame cache that libunwind keeps for each
-// live thread that has captured a stack (256 KiB each, all of it written when it is made).
+// profiler_bytes counts the profiler's tables, the stack unwinder's rule cache (one for the
+// process), and the frame cache that libunwind keeps for each live thread whose stack the
+// unwinder had to leave to libunwind (a stack through a signal frame or code with no unwind
+// table; 256 KiB each, all of it written when it is made).
 struct heap_profile_stats {
   std::size_t inuse_bytes = 0;     // live bytes now
   std::size_t inuse_objects = 0;   // live allocations now
