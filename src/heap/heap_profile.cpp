@@ -29,8 +29,8 @@ std::array<std::int64_t, 4> rounded_values(const bucket_snapshot& s) {
 
 // Return addresses point after the call; the call itself is one byte earlier.
 std::vector<std::uint64_t> call_addresses(const stack_bucket& b) {
-  std::vector<std::uint64_t> out(b.depth);
-  for (std::uint32_t i = 0; i < b.depth; ++i) out[i] = b.frames()[i] - 1;
+  std::vector<std::uint64_t> out;
+  for (const std::uintptr_t frame : b.frames()) out.push_back(frame - 1);
   return out;
 }
 
@@ -136,8 +136,8 @@ std::string heap_profile_text(profile_kind kind) {
     append(std::snprintf(line, sizeof line, "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @",
                          c.allocs - c.frees, (c.allocs - c.frees) * size, c.allocs,
                          c.allocs * size));
-    for (std::uint32_t i = 0; i < s.bucket->depth; ++i) {
-      append(std::snprintf(line, sizeof line, " %#" PRIxPTR, s.bucket->frames()[i]));
+    for (const std::uintptr_t frame : s.bucket->frames()) {
+      append(std::snprintf(line, sizeof line, " %#" PRIxPTR, frame));
     }
     out += '\n';
     for (const std::uint64_t address : call_addresses(*s.bucket)) {

@@ -34,7 +34,6 @@
 namespace leakless::heap {
 
 inline constexpr std::size_t kDefaultSampleRate = 512 * 1024;
-inline constexpr std::uint32_t kMaxStackDepth = 128;
 
 struct thread_sampler {
   std::int64_t bytes_until_sample = 0;  // 0 on a new thread: its first allocation initialises it

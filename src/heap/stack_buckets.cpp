@@ -20,10 +20,33 @@ std::uint64_t hash_stack(const std::uintptr_t* frames, std::uint32_t depth,
   return h;
 }
 
-bool same_stack(const stack_bucket* b, const std::uintptr_t* frames, std::uint32_t depth,
-                std::size_t size) noexcept {
-  return b->size == size && b->depth == depth &&
-         std::memcmp(b->frames(), frames, depth * sizeof(std::uintptr_t)) == 0;
+// The longest a frame can take: a 64-bit zigzag varint.
+constexpr std::size_t kMaxEncodedFrame = 10;
+
+// Writes `frames` as zigzag varints of each one's difference from the one before; returns the
+// bytes written (out has room for depth * kMaxEncodedFrame).
+std::uint32_t encode_frames(const std::uintptr_t* frames, std::uint32_t depth,
+                            std::uint8_t* out) noexcept {
+  std::uint8_t* at = out;
+  std::uintptr_t previous = 0;
+  for (std::uint32_t i = 0; i < depth; ++i) {
+    const auto difference = static_cast<std::int64_t>(frames[i] - previous);
+    previous = frames[i];
+    auto zigzag = (static_cast<std::uint64_t>(difference) << 1) ^
+                  static_cast<std::uint64_t>(difference >> 63);
+    while (zigzag >= 0x80) {
+      *at++ = static_cast<std::uint8_t>(zigzag | 0x80);
+      zigzag >>= 7;
+    }
+    *at++ = static_cast<std::uint8_t>(zigzag);
+  }
+  return static_cast<std::uint32_t>(at - out);
+}
+
+bool same_stack(const stack_bucket* b, const std::uint8_t* encoded, std::uint32_t encoded_bytes,
+                std::uint32_t depth, std::size_t size) noexcept {
+  return b->size == size && b->depth == depth && b->encoded_bytes == encoded_bytes &&
+         std::memcmp(b->encoded(), encoded, encoded_bytes) == 0;
 }
 
 }  // namespace
@@ -46,21 +69,25 @@ bool stack_buckets::grow_index() noexcept {
 
 stack_bucket* stack_buckets::find_or_create(const std::uintptr_t* frames, std::uint32_t depth,
                                             std::size_t size) noexcept {
+  if (depth > kMaxStackDepth) depth = kMaxStackDepth;
   const std::uint64_t h = hash_stack(frames, depth, size);
+  std::uint8_t encoded[kMaxStackDepth * kMaxEncodedFrame];
+  const std::uint32_t encoded_bytes = encode_frames(frames, depth, encoded);
   if (index_ != nullptr) {
     for (stack_bucket* b = index_[h & index_mask_]; b != nullptr; b = b->next_in_chain) {
-      if (b->hash == h && same_stack(b, frames, depth, size)) return b;
+      if (b->hash == h && same_stack(b, encoded, encoded_bytes, depth, size)) return b;
     }
   }
   if ((index_ == nullptr || count_ + 1 > index_mask_ + 1) && !grow_index()) return nullptr;
 
-  void* memory = arena_.allocate(sizeof(stack_bucket) + depth * sizeof(std::uintptr_t));
+  void* memory = arena_.allocate(sizeof(stack_bucket) + encoded_bytes);
   if (memory == nullptr) return nullptr;
   auto* b = new (memory) stack_bucket;
   b->hash = h;
   b->size = size;
   b->depth = depth;
-  std::memcpy(b->frames(), frames, depth * sizeof(std::uintptr_t));
+  b->encoded_bytes = encoded_bytes;
+  std::memcpy(b + 1, encoded, encoded_bytes);
   stack_bucket*& head = index_[h & index_mask_];
   b->next_in_chain = head;
   head = b;
@@ -68,6 +95,27 @@ stack_bucket* stack_buckets::find_or_create(const std::uintptr_t* frames, std::u
   newest_ = b;
   ++count_;
   return b;
+}
+
+std::vector<std::uintptr_t> stack_bucket::frames() const {
+  std::vector<std::uintptr_t> out;
+  out.reserve(depth);
+  const std::uint8_t* at = encoded();
+  const std::uint8_t* const end = at + encoded_bytes;
+  std::uintptr_t previous = 0;
+  while (at < end && out.size() < depth) {
+    std::uint64_t zigzag = 0;
+    for (unsigned shift = 0; at < end; shift += 7) {
+      const std::uint8_t byte = *at++;
+      zigzag |= std::uint64_t{byte & 0x7fu} << shift;
+      if ((byte & 0x80) == 0) break;
+    }
+    const auto difference =
+        static_cast<std::int64_t>(zigzag >> 1) ^ -static_cast<std::int64_t>(zigzag & 1);
+    previous += static_cast<std::uintptr_t>(difference);
+    out.push_back(previous);
+  }
+  return out;
 }
 
 }  // namespace leakless::heap

@@ -11,15 +11,23 @@
 // How it works: buckets live in an arena (never freed, like Go's) and are found through a chained
 // hash index that doubles when it gets full; all of it is only touched under the profiler's lock.
 // A bucket's stack and size never change after creation, so profile writers may read them without
-// the lock once they have the bucket's address; only the counters need the lock.
+// the lock once they have the bucket's address; only the counters need the lock. The stack is
+// stored after the bucket compressed: each return address as the zigzag LEB128 varint of its
+// difference from the previous one (the first from 0). Return addresses of one stack mostly lie
+// in one or two objects, so a frame takes 3 or 4 bytes instead of 8, and the buckets, most of the
+// profiler's memory, take about 40% less.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "heap/os_memory.hpp"
 
 namespace leakless::heap {
+
+// The most frames a recorded stack keeps (Go keeps 32; C++ template code nests deeper).
+inline constexpr std::uint32_t kMaxStackDepth = 128;
 
 struct bucket_counts {
   std::uint64_t allocs = 0;  // samples taken
@@ -34,18 +42,20 @@ struct stack_bucket {
   std::uint64_t hash = 0;
   std::size_t size = 0;  // allocation size in bytes
   bucket_counts counts;
-  std::uint32_t depth = 0;
+  std::uint32_t depth = 0;          // return addresses in the stack
+  std::uint32_t encoded_bytes = 0;  // bytes of the compressed stack stored right after the bucket
 
-  // `depth` return addresses, the caller of malloc first, stored right after the bucket.
-  std::uintptr_t* frames() noexcept { return reinterpret_cast<std::uintptr_t*>(this + 1); }
-  const std::uintptr_t* frames() const noexcept {
-    return reinterpret_cast<const std::uintptr_t*>(this + 1);
+  // The `depth` return addresses, the caller of malloc first (allocates: not under the lock).
+  std::vector<std::uintptr_t> frames() const;
+  const std::uint8_t* encoded() const noexcept {
+    return reinterpret_cast<const std::uint8_t*>(this + 1);
   }
 };
 
 class stack_buckets {
  public:
-  // The bucket for (frames, size), created when new; nullptr when out of memory.
+  // The bucket for (frames, size), created when new; nullptr when out of memory. A stack deeper
+  // than kMaxStackDepth keeps its first kMaxStackDepth frames.
   stack_bucket* find_or_create(const std::uintptr_t* frames, std::uint32_t depth,
                                std::size_t size) noexcept;
 

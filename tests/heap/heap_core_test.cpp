@@ -182,8 +182,35 @@ TEST(StackBuckets, SameStackAndSizeShareABucket) {
   EXPECT_NE(b.find_or_create(s1, 2, 64), a);  // a prefix is another stack
   EXPECT_EQ(b.count(), 4u);
   EXPECT_EQ(a->depth, 3u);
-  EXPECT_EQ(a->frames()[2], 0x30u);
+  EXPECT_EQ(a->frames(), (std::vector<std::uintptr_t>{0x10, 0x20, 0x30}));
   EXPECT_EQ(a->size, 64u);
+}
+
+// Stacks are stored compressed (varints of the differences between frames): they must come back
+// exactly, whatever the jumps between frames (up, down, across objects, the ends of the address
+// space), and a stack within one object must take much less than 8 bytes a frame.
+TEST(StackBuckets, StacksComeBackExactlyFromTheirCompressedForm) {
+  stack_buckets b;
+  const std::vector<std::uintptr_t> jumps = {0x55d1c03486ce,     0x55d1c03486ce,
+                                             0x55d1c0348000,     0x7efd89a5a050,
+                                             0x55d1c0349870,     0x1,
+                                             0xffffffffffffffff, 0x0,
+                                             0x7fffffffffffffff, 0x8000000000000000,
+                                             0x7efd89aa71f5,     0x7efd89b278ec};
+  stack_bucket* j = b.find_or_create(jumps.data(), static_cast<std::uint32_t>(jumps.size()), 24);
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(j->frames(), jumps);
+
+  std::vector<std::uintptr_t> deep(kMaxStackDepth + 10);
+  for (std::size_t i = 0; i < deep.size(); ++i) deep[i] = 0x55d1c0300000 + (i * 7919) % 0x40000;
+  const std::size_t bytes_before = b.memory_bytes();
+  stack_bucket* d = b.find_or_create(deep.data(), static_cast<std::uint32_t>(deep.size()), 40);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->depth, kMaxStackDepth);  // deeper stacks keep their first kMaxStackDepth frames
+  EXPECT_EQ(d->frames(), std::vector<std::uintptr_t>(deep.begin(), deep.begin() + kMaxStackDepth));
+  EXPECT_LE(d->encoded_bytes, kMaxStackDepth * 3);
+  EXPECT_EQ(b.find_or_create(deep.data(), kMaxStackDepth, 40), d);  // the same stack, truncated
+  EXPECT_LT(b.memory_bytes() - bytes_before, sizeof(stack_bucket) + kMaxStackDepth * 4);
 }
 
 TEST(StackBuckets, ManyBucketsSurviveIndexGrowth) {
