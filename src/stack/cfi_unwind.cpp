@@ -4,6 +4,10 @@
 // section 6.4; the x86-64 register numbers (rbp 6, rsp 7, return address 16) in the psABI.
 #include "stack/cfi_unwind.hpp"
 
+#if !defined(__x86_64__)
+#error "the CFI unwinder reads x86-64 registers and rules; port it before building elsewhere"
+#endif
+
 #include <dlfcn.h>
 
 #include <atomic>

@@ -204,6 +204,57 @@ TEST(CfiUnwind, DeclinesSignalFramesAndKeepsTheFramesBefore) {
   }
 }
 
+// Bad frames. Two functions written in assembly call back into C++ (`callback` in rdi):
+// - one with no unwind information at all: the unwinder must stop there and say so;
+// - one whose CFI lies (it says its frame is just the return address, then pushes a word the CFI
+//   does not mention): the unwinder takes that word (a small number, no code's address) for the
+//   return address and must stop there, unharmed, saying it cannot go on.
+// Both keep the stack 16-byte aligned at the call, as the ABI wants.
+extern "C" void leakless_test_call_without_cfi(void (*callback)());
+extern "C" void leakless_test_call_with_lying_cfi(void (*callback)());
+asm(R"(
+  .text
+  .p2align 4
+  .type leakless_test_call_without_cfi, @function
+leakless_test_call_without_cfi:
+  sub $8, %rsp
+  call *%rdi
+  add $8, %rsp
+  ret
+  .size leakless_test_call_without_cfi, .-leakless_test_call_without_cfi
+
+  .p2align 4
+  .type leakless_test_call_with_lying_cfi, @function
+leakless_test_call_with_lying_cfi:
+  .cfi_startproc
+  push $0x10
+  call *%rdi
+  add $8, %rsp
+  ret
+  .cfi_endproc
+  .size leakless_test_call_with_lying_cfi, .-leakless_test_call_with_lying_cfi
+)");
+
+trace g_bad_frame_trace;
+void capture_from_assembly() { g_bad_frame_trace = capture(true); }
+
+TEST(CfiUnwind, StopsAtFramesWithoutUnwindInformation) {
+  g_bad_frame_trace = {};
+  leakless_test_call_without_cfi(capture_from_assembly);
+  EXPECT_EQ(g_bad_frame_trace.end, unwind_end::unsupported);
+  // Returns into capture(), capture_from_assembly() and the assembly: nothing beyond it.
+  EXPECT_EQ(g_bad_frame_trace.frames.size(), 3u);
+}
+
+TEST(CfiUnwind, StopsAtAFrameWhoseUnwindInformationLies) {
+  g_bad_frame_trace = {};
+  leakless_test_call_with_lying_cfi(capture_from_assembly);
+  EXPECT_EQ(g_bad_frame_trace.end, unwind_end::unsupported);
+  // Returns into capture(), capture_from_assembly() and the assembly, then the bogus word.
+  ASSERT_EQ(g_bad_frame_trace.frames.size(), 4u);
+  EXPECT_EQ(g_bad_frame_trace.frames[3], 0x10u);
+}
+
 TEST(CfiUnwind, CachedRulesGiveTheSameStacksAndFlushForgetsThem) {
   // Three captures from one call site: the tables, then the cache, then the tables after a flush.
   std::array<pair_of_traces, 3> runs;
