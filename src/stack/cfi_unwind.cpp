@@ -100,9 +100,9 @@ std::uint64_t read_encoded(reader& r, std::uint8_t encoding, std::uintptr_t data
   const auto field = reinterpret_cast<std::uintptr_t>(r.p);
   std::uint64_t value = 0;
   switch (encoding & kPeFormatMask) {
-    case 0x00:
+    case 0x00:  // absptr
       value = r.fixed<std::uint64_t>();
-      break;  // absptr
+      break;
     case 0x01:
       value = r.uleb();
       break;

@@ -9,8 +9,9 @@
 // without frame pointers, glibc's blocking calls included, are followed) into the slot and marks
 // it done. The handler takes no lock and allocates nothing; libunwind's dl_iterate_phdr takes
 // glibc's recursive loader lock, so a thread interrupted inside the loader does not deadlock on
-// itself. A thread interrupted inside the heap sampler's own unwinding (libunwind's per-thread
-// cache is not reentrant) records its interrupted PC only.
+// itself. A thread interrupted inside the heap sampler's libunwind fallback (libunwind's
+// per-thread cache is not reentrant; the sampler's own CFI unwinder is) records its interrupted PC
+// only.
 //
 // The requester polls the slots until every thread has answered or the timeout passes; a thread
 // that did not answer (or blocks the signal: read from /proc/self/task/<tid>/status first, so no
