@@ -309,21 +309,21 @@ bool run_cfa_program(reader r, const cie_info& cie, std::uintptr_t loc, std::uin
         break;
     }
     switch (op) {
-      case 0x00:
-        break;      // DW_CFA_nop
+      case 0x00:  // DW_CFA_nop
+        break;
       case 0x01: {  // DW_CFA_set_loc
         const std::uint64_t next = read_encoded(r, cie.fde_encoding, 0);
         if (target < next) return true;
         loc = next;
         break;
       }
-      case 0x02:
+      case 0x02:  // DW_CFA_advance_loc1
         if (!advance(r.fixed<std::uint8_t>())) return true;
         break;
-      case 0x03:
+      case 0x03:  // DW_CFA_advance_loc2
         if (!advance(r.fixed<std::uint16_t>())) return true;
         break;
-      case 0x04:
+      case 0x04:  // DW_CFA_advance_loc4
         if (!advance(r.fixed<std::uint32_t>())) return true;
         break;
       case 0x05: {  // DW_CFA_offset_extended
@@ -331,16 +331,17 @@ bool run_cfa_program(reader r, const cie_info& cie, std::uintptr_t loc, std::uin
         set_offset(reg, static_cast<std::int64_t>(r.uleb()) * data_align);
         break;
       }
-      case 0x06:
+      case 0x06:  // DW_CFA_restore_extended
         restore(r.uleb());
-        break;  // DW_CFA_restore_extended
-      case 0x07:
+        break;
+      case 0x07:  // DW_CFA_undefined
         set_other(r.uleb(), reg_rule::undefined);
         break;
-      case 0x08:
+      case 0x08:  // DW_CFA_same_value
         set_other(r.uleb(), reg_rule::unspecified);
-        break;      // DW_CFA_same_value
-      case 0x09: {  // DW_CFA_register
+        break;
+      case 0x09:    // DW_CFA_register
+      case 0x14: {  // DW_CFA_val_offset
         const std::uint64_t reg = r.uleb();
         r.uleb();
         set_other(reg, reg_rule::unsupported);
@@ -362,7 +363,7 @@ bool run_cfa_program(reader r, const cie_info& cie, std::uintptr_t loc, std::uin
       case 0x0d:  // DW_CFA_def_cfa_register
         row.cfa_register = static_cast<unsigned>(r.uleb());
         break;
-      case 0x0e:
+      case 0x0e:  // DW_CFA_def_cfa_offset
         row.cfa_offset = static_cast<std::int64_t>(r.uleb());
         break;
       case 0x0f:  // DW_CFA_def_cfa_expression: GCC's stack-realigning (DRAP) prologues, the PLT
@@ -386,24 +387,18 @@ bool run_cfa_program(reader r, const cie_info& cie, std::uintptr_t loc, std::uin
         row.cfa_offset = r.sleb() * data_align;
         row.cfa_unsupported = false;
         break;
-      case 0x13:
+      case 0x13:  // DW_CFA_def_cfa_offset_sf
         row.cfa_offset = r.sleb() * data_align;
-        break;      // DW_CFA_def_cfa_offset_sf
-      case 0x14: {  // DW_CFA_val_offset
-        const std::uint64_t reg = r.uleb();
-        r.uleb();
-        set_other(reg, reg_rule::unsupported);
         break;
-      }
       case 0x15: {  // DW_CFA_val_offset_sf
         const std::uint64_t reg = r.uleb();
         r.sleb();
         set_other(reg, reg_rule::unsupported);
         break;
       }
-      case 0x2e:
+      case 0x2e:  // DW_CFA_GNU_args_size
         r.uleb();
-        break;      // DW_CFA_GNU_args_size
+        break;
       case 0x2f: {  // DW_CFA_GNU_negative_offset_extended
         const std::uint64_t reg = r.uleb();
         set_offset(reg, -static_cast<std::int64_t>(r.uleb()) * data_align);
