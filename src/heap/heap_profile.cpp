@@ -28,9 +28,10 @@ std::array<std::int64_t, 4> rounded_values(const bucket_snapshot& s) {
 }
 
 // Return addresses point after the call; the call itself is one byte earlier.
-std::vector<std::uint64_t> call_addresses(const stack_bucket& b) {
+std::vector<std::uint64_t> call_addresses(const std::vector<std::uintptr_t>& frames) {
   std::vector<std::uint64_t> out;
-  for (const std::uintptr_t frame : b.frames()) out.push_back(frame - 1);
+  out.reserve(frames.size());
+  for (const std::uintptr_t frame : frames) out.push_back(frame - 1);
   return out;
 }
 
@@ -86,7 +87,7 @@ std::string heap_profile_bytes(profile_kind kind) {
   for (const bucket_snapshot& s : buckets) {
     if (s.counts.allocs == 0) continue;
     const auto values = rounded_values(s);
-    builder.add_sample(call_addresses(*s.bucket), values,
+    builder.add_sample(call_addresses(s.bucket->frames()), values,
                        {pprof::label{"bytes", "", static_cast<std::int64_t>(s.bucket->size), ""}});
   }
   pprof::symbolizer symbols;
@@ -136,11 +137,12 @@ std::string heap_profile_text(profile_kind kind) {
     append(std::snprintf(line, sizeof line, "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @",
                          c.allocs - c.frees, (c.allocs - c.frees) * size, c.allocs,
                          c.allocs * size));
-    for (const std::uintptr_t frame : s.bucket->frames()) {
+    const std::vector<std::uintptr_t> frames = s.bucket->frames();
+    for (const std::uintptr_t frame : frames) {
       append(std::snprintf(line, sizeof line, " %#" PRIxPTR, frame));
     }
     out += '\n';
-    for (const std::uint64_t address : call_addresses(*s.bucket)) {
+    for (const std::uint64_t address : call_addresses(frames)) {
       pprof::append_legacy_frames(out, address, symbols);
     }
     out += '\n';
