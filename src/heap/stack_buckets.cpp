@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/leb128.hpp"
+
 namespace leakless::heap {
 namespace {
 
@@ -20,25 +22,15 @@ std::uint64_t hash_stack(const std::uintptr_t* frames, std::uint32_t depth,
   return h;
 }
 
-// The longest a frame can take: a 64-bit zigzag varint.
-constexpr std::size_t kMaxEncodedFrame = 10;
-
-// Writes `frames` as zigzag varints of each one's difference from the one before; returns the
-// bytes written (out has room for depth * kMaxEncodedFrame).
+// Writes `frames` as zigzag LEB128 numbers of each one's difference from the one before; returns
+// the bytes written (out has room for depth * kMaxLeb128Bytes).
 std::uint32_t encode_frames(const std::uintptr_t* frames, std::uint32_t depth,
                             std::uint8_t* out) noexcept {
   std::uint8_t* at = out;
   std::uintptr_t previous = 0;
   for (std::uint32_t i = 0; i < depth; ++i) {
-    const auto difference = static_cast<std::int64_t>(frames[i] - previous);
+    at = put_uleb128(zigzag(static_cast<std::int64_t>(frames[i] - previous)), at);
     previous = frames[i];
-    auto zigzag = (static_cast<std::uint64_t>(difference) << 1) ^
-                  static_cast<std::uint64_t>(difference >> 63);
-    while (zigzag >= 0x80) {
-      *at++ = static_cast<std::uint8_t>(zigzag | 0x80);
-      zigzag >>= 7;
-    }
-    *at++ = static_cast<std::uint8_t>(zigzag);
   }
   return static_cast<std::uint32_t>(at - out);
 }
@@ -71,7 +63,7 @@ stack_bucket* stack_buckets::find_or_create(const std::uintptr_t* frames, std::u
                                             std::size_t size) noexcept {
   if (depth > kMaxStackDepth) depth = kMaxStackDepth;
   const std::uint64_t h = hash_stack(frames, depth, size);
-  std::uint8_t encoded[kMaxStackDepth * kMaxEncodedFrame];
+  std::uint8_t encoded[kMaxStackDepth * kMaxLeb128Bytes];
   const std::uint32_t encoded_bytes = encode_frames(frames, depth, encoded);
   if (index_ != nullptr) {
     for (stack_bucket* b = index_[h & index_mask_]; b != nullptr; b = b->next_in_chain) {
@@ -103,16 +95,9 @@ std::vector<std::uintptr_t> stack_bucket::frames() const {
   const std::uint8_t* at = encoded();
   const std::uint8_t* const end = at + encoded_bytes;
   std::uintptr_t previous = 0;
-  while (at < end && out.size() < depth) {
-    std::uint64_t zigzag = 0;
-    for (unsigned shift = 0; at < end; shift += 7) {
-      const std::uint8_t byte = *at++;
-      zigzag |= std::uint64_t{byte & 0x7fu} << shift;
-      if ((byte & 0x80) == 0) break;
-    }
-    const auto difference =
-        static_cast<std::int64_t>(zigzag >> 1) ^ -static_cast<std::int64_t>(zigzag & 1);
-    previous += static_cast<std::uintptr_t>(difference);
+  std::uint64_t difference = 0;
+  while (out.size() < depth && read_uleb128(at, end, difference) == leb128_status::ok) {
+    previous += static_cast<std::uintptr_t>(unzigzag(difference));
     out.push_back(previous);
   }
   return out;

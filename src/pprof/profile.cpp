@@ -19,6 +19,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "core/leb128.hpp"
+
 namespace leakless::pprof {
 namespace {
 
@@ -66,11 +68,9 @@ class wire_writer {
     put_varint((static_cast<std::uint64_t>(number) << 3) | type);
   }
   void put_varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<char>(v | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<char>(v));
+    std::uint8_t bytes[kMaxLeb128Bytes];
+    out_.append(reinterpret_cast<const char*>(bytes),
+                static_cast<std::size_t>(put_uleb128(v, bytes) - bytes));
   }
   // Proto3 scalars: zero is the default and is not written.
   void uint(int number, std::uint64_t v) {
@@ -147,15 +147,18 @@ class wire_reader {
   }
 
   std::uint64_t read_varint() {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(p_);
     std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) fail("truncated varint");
-      auto byte = static_cast<unsigned char>(*p_++);
-      if (shift == 63 && byte > 1) fail("varint overflows 64 bits");
-      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-      if ((byte & 0x80) == 0) return v;
+    switch (read_uleb128(p, reinterpret_cast<const std::uint8_t*>(end_), v)) {
+      case leb128_status::ok:
+        break;
+      case leb128_status::truncated:
+        fail("truncated varint");
+      case leb128_status::overflow:
+        fail("varint overflows 64 bits");
     }
-    fail("varint longer than 10 bytes");
+    p_ = reinterpret_cast<const char*>(p);
+    return v;
   }
 
   std::string_view read_bytes() {

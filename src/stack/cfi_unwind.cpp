@@ -15,6 +15,8 @@
 
 #include <sys/mman.h>
 
+#include "core/leb128.hpp"
+
 namespace leakless::stack {
 namespace {
 
@@ -60,26 +62,13 @@ struct reader {
   }
   std::uint64_t uleb() {
     std::uint64_t value = 0;
-    for (unsigned shift = 0; has(1); shift += 7) {
-      const std::uint8_t byte = *p++;
-      if (shift < 64) value |= std::uint64_t{byte & 0x7fu} << shift;
-      if ((byte & 0x80) == 0) return value;
-    }
-    return 0;
+    if (ok && read_uleb128(p, end, value) != leb128_status::ok) ok = false;
+    return ok ? value : 0;
   }
   std::int64_t sleb() {
-    std::uint64_t value = 0;
-    unsigned shift = 0;
-    for (; has(1);) {
-      const std::uint8_t byte = *p++;
-      if (shift < 64) value |= std::uint64_t{byte & 0x7fu} << shift;
-      shift += 7;
-      if ((byte & 0x80) == 0) {
-        if (shift < 64 && (byte & 0x40) != 0) value |= ~std::uint64_t{0} << shift;
-        return static_cast<std::int64_t>(value);
-      }
-    }
-    return 0;
+    std::int64_t value = 0;
+    if (ok && read_sleb128(p, end, value) != leb128_status::ok) ok = false;
+    return ok ? value : 0;
   }
   void skip(std::uint64_t n) {
     if (has(n)) p += n;
@@ -341,9 +330,10 @@ bool run_cfa_program(reader r, const cie_info& cie, std::uintptr_t loc, std::uin
         set_other(r.uleb(), reg_rule::unspecified);
         break;
       case 0x09:    // DW_CFA_register
-      case 0x14: {  // DW_CFA_val_offset
+      case 0x14:    // DW_CFA_val_offset
+      case 0x15: {  // DW_CFA_val_offset_sf
         const std::uint64_t reg = r.uleb();
-        r.uleb();
+        r.uleb();  // a register, or an offset: skipping a LEB128 number ends the same either way
         set_other(reg, reg_rule::unsupported);
         break;
       }
@@ -390,12 +380,6 @@ bool run_cfa_program(reader r, const cie_info& cie, std::uintptr_t loc, std::uin
       case 0x13:  // DW_CFA_def_cfa_offset_sf
         row.cfa_offset = r.sleb() * data_align;
         break;
-      case 0x15: {  // DW_CFA_val_offset_sf
-        const std::uint64_t reg = r.uleb();
-        r.sleb();
-        set_other(reg, reg_rule::unsupported);
-        break;
-      }
       case 0x2e:  // DW_CFA_GNU_args_size
         r.uleb();
         break;
