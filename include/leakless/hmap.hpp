@@ -21,7 +21,9 @@
 // order; a key whose unit has not moved yet is read and written where it is. No single operation
 // rehashes the table, new buckets are set up only when their unit arrives (starting a growth costs
 // an allocation, not a pass over memory), and a large old array's pages go back to the system as
-// the sweep leaves them, so freeing it at the end costs no more than any other write. Overflow
+// the sweep leaves them, so freeing it at the end costs no more than any other write. Arrays of
+// 4 MiB and more ask for transparent huge pages, as Go's heap does: a random probe then rarely
+// misses the TLB, and filling the array takes a page fault per 2 MiB instead of per 4 KiB. Overflow
 // buckets are carved from chunks that belong to their array (Go preallocates some with the array
 // for the same reason): a migration gives back the old array's overflow buckets by the ten
 // thousand, and returning them to malloc one by one left a later malloc sorting them for
@@ -211,22 +213,41 @@ constexpr bool fits_after_shrink(std::size_t count, unsigned log2_buckets) noexc
   return count * 5 <= 26 * (std::size_t{1} << log2_buckets);
 }
 
-// Gives the pages of [begin, end) back to the operating system; their contents read as zero
-// afterwards. `floor` is where the range may be widened down to: the part of begin's page below
-// begin is released too (it belongs to buckets already left behind) unless it is below floor.
-// Without that, every batch would keep a partial page at each end populated.
+// The unit in which large tables take and give back memory: one transparent huge page.
+inline constexpr std::uintptr_t kHugePageBytes = std::uintptr_t{2} << 20;
+
+// Gives the whole huge pages of [begin, end) back to the operating system; their contents read as
+// zero afterwards. `floor` is where the range may be widened down to: the part of begin's huge
+// page below begin is released too (it belongs to buckets already left behind) unless it is below
+// floor. Whole huge pages, because releasing part of one makes the system split it first, which
+// costs more than the release saves.
 inline void release_pages(const void* floor, const void* begin, const void* end) noexcept {
 #if defined(__linux__)
-  static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto low = reinterpret_cast<std::uintptr_t>(floor);
-  auto first = reinterpret_cast<std::uintptr_t>(begin) & ~(page - 1);
-  if (first < low) first = (low + page - 1) & ~(page - 1);
-  const auto last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
+  auto first = reinterpret_cast<std::uintptr_t>(begin) & ~(kHugePageBytes - 1);
+  if (first < low) first = (low + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  const auto last = reinterpret_cast<std::uintptr_t>(end) & ~(kHugePageBytes - 1);
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 #else
   (void)floor;
   (void)begin;
   (void)end;
+#endif
+}
+
+// Asks for transparent huge pages over the 2 MiB-aligned part of [begin, begin + bytes), as Go's
+// heap does for its arenas. A large table is read at random: with 4 KiB pages nearly every probe
+// also misses the TLB, and filling it takes a page fault per 4 KiB, which on a virtual machine
+// costs microseconds each. Only a hint: the system may decline it, and nothing depends on it.
+inline void advise_huge_pages(const void* begin, std::size_t bytes) noexcept {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const auto first =
+      (reinterpret_cast<std::uintptr_t>(begin) + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  const auto last = (reinterpret_cast<std::uintptr_t>(begin) + bytes) & ~(kHugePageBytes - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#else
+  (void)begin;
+  (void)bytes;
 #endif
 }
 
@@ -1078,6 +1099,10 @@ class hmap {
     rebound<slots> data(alloc_);
     table t;
     t.data = slots_traits::allocate(data, table_units(log2));
+    if constexpr (kManagesPages) {
+      const std::size_t bytes = table_units(log2) * sizeof(slots);
+      if (bytes >= kHugePageTableBytes) hmap_detail::advise_huge_pages(t.data, bytes);
+    }
     t.ctl = ::new (static_cast<void*>(t.data + n)) control[n];
     if (initialise) {
       for (std::size_t i = 0; i < n; ++i) t.ctl[i].reset();
@@ -1149,20 +1174,28 @@ class hmap {
     }
   }
 
-  // Freeing a large old array at the end of a migration would unmap tens of megabytes of
-  // populated pages in one write (milliseconds). So its pages go back to the system as the sweep
-  // leaves them — a few pages per call — and the final free finds little left to unmap. Only for
-  // std::allocator, whose memory is known to be plain heap memory, and only for large arrays.
-  // Nothing reads an evacuated old bucket again: the sweep mark answers "has it moved".
-  static constexpr bool kReleasesPages =
+  // The pages of tables from std::allocator, whose memory is known to be plain heap memory:
+  // - A table of 4 MiB or more asks for huge pages (see advise_huge_pages); it fills them as its
+  //   units arrive. Once freed, a block of 32 MiB or more leaves with its advice (glibc's malloc
+  //   maps each such block on its own: its mmap threshold never rises above that); a smaller one
+  //   may be carved from malloc's heap, where the advice stays on the address range that malloc
+  //   reuses, as glibc's own `glibc.malloc.hugetlb=1` tunable does for the whole heap. Its pages
+  //   are populated by then, so this changes how they are mapped, not how much memory is used.
+  // - A table of 32 MiB or more gives its pages back as the sweep leaves them, a huge page at a
+  //   time: freeing it at the end of a migration would otherwise unmap that many populated bytes
+  //   in one write, and the final free now finds little left to unmap. Nothing reads an
+  //   evacuated old bucket again: the sweep mark answers "has it moved". A smaller table keeps
+  //   its pages: if it came from malloc's heap, malloc hands them to the next allocation, which
+  //   would only fault them in again.
+  static constexpr bool kManagesPages =
       std::is_same_v<Allocator, std::allocator<std::pair<const K, V>>>;
-  static constexpr std::size_t kReleaseMinBytes = std::size_t{1} << 20;
-  static constexpr std::size_t kReleaseBatchBytes = std::size_t{64} << 10;
+  static constexpr std::size_t kHugePageTableBytes = std::size_t{4} << 20;
+  static constexpr std::size_t kReleasedTableBytes = std::size_t{32} << 20;
   void release_evacuated_pages() noexcept {
-    if constexpr (kReleasesPages) {
+    if constexpr (kManagesPages) {
       const std::size_t units = unit_count();
-      if (old_bucket_count() * sizeof(slots) < kReleaseMinBytes ||
-          (evacuated_units_ - released_units_) * sizeof(slots) < kReleaseBatchBytes) {
+      if (table_units(old_log2_buckets_) * sizeof(slots) < kReleasedTableBytes ||
+          (evacuated_units_ - released_units_) * sizeof(slots) < hmap_detail::kHugePageBytes) {
         return;
       }
       // Unit u's old buckets are u, u+units, ...: the evacuated ones form a prefix of each stripe.

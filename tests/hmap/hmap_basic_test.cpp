@@ -11,11 +11,17 @@
 // operator new: no allocation), a smoke test of leakless::hash quality (distinct, low and top 8
 // bits well spread), stability of pointers from lookup() across reads and across writes to keys
 // that already exist (no insert happens), and value categories a C++ container must take:
-// move-only values, values without a default constructor, over-aligned keys and values.
+// move-only values, values without a default constructor, over-aligned keys and values; and the
+// pages of large tables: huge-page advice, and old pages given back while a migration sweeps.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <new>
 #include <random>
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include "hmap_test_util.hpp"
 
@@ -722,6 +729,91 @@ TEST(HmapGrowth, DegenerateConstantHashStillCorrect) {
 
 // ---------------------------------------------------------------------------------------------
 // reserve / shrink_to_fit
+
+// ---------------------------------------------------------------------------------------------
+// Pages of large tables (std::allocator only): a table of 4 MiB or more asks for huge pages; one
+// of 32 MiB or more gives its pages back, whole huge pages at a time, as the sweep leaves them.
+namespace {
+// The VmFlags line of the mapping that holds p, from /proc/self/smaps ("" when not found).
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t low = 0;
+    std::uintptr_t high = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR, &low, &high) == 2) {  // a mapping
+      inside = low <= address && address < high;
+    } else if (inside && line.starts_with("VmFlags:")) {
+      return line;
+    }
+  }
+  return "";
+}
+bool page_resident(const void* p) {
+  static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  unsigned char state = 0;
+  void* start = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~(page - 1));
+  EXPECT_EQ(mincore(start, 1, &state), 0);
+  return (state & 1) != 0;
+}
+}  // namespace
+
+TEST(HmapPages, LargeTablesAskForHugePagesAndGiveOldPagesBackAsTheSweepLeaves) {
+  constexpr std::size_t kBuckets = std::size_t{1} << 18;  // 2^18 * 144 bytes: 36 MiB
+  constexpr std::size_t kFull = kBuckets * 13 / 2;        // the most it holds before doubling
+  U64Map m;
+  m.reserve(kFull);
+  ASSERT_EQ(m.stats().bucket_count, kBuckets);
+  for (std::uint64_t i = 0; i < kFull; ++i) m.insert_or_assign(i, i + 1);
+  ASSERT_EQ(m.stats().bucket_count, kBuckets);
+  ASSERT_FALSE(m.stats().growing);
+
+  // Where a sample of the values sit now: in the table that the next insert makes the old one
+  // (about 5% are in overflow buckets, which live elsewhere).
+  std::vector<const std::uint64_t*> old_places;
+  for (std::uint64_t i = 0; i < kFull; i += 61) old_places.push_back(m.lookup(i));
+  std::size_t resident = 0;
+  for (const std::uint64_t* p : old_places) resident += page_resident(p) ? 1u : 0u;
+  EXPECT_EQ(resident, old_places.size()) << "every value was just written";
+  const bool kernel_has_huge_pages =
+      std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").good();
+  // Of 20 sampled values, those in the table (not in an overflow bucket) are in advised memory.
+  std::size_t advised = 0;
+  for (std::size_t i = 0; i < 20; ++i) {
+    const std::string flags = vm_flags_of(old_places[i * old_places.size() / 20]);
+    ASSERT_FALSE(flags.empty());
+    advised += flags.find(" hg") != std::string::npos ? 1u : 0u;
+  }
+  if (kernel_has_huge_pages) {
+    EXPECT_GE(advised, 15u);
+  } else {
+    EXPECT_EQ(advised, 0u);
+  }
+
+  // The next insert starts a doubling; each write then moves two of the 2^18 units, so 120,000
+  // writes move 92% of them. Their old pages go back as the sweep passes, 2 MiB at a time.
+  std::uint64_t next = kFull;
+  m.insert_or_assign(next, next + 1);
+  ++next;
+  ASSERT_TRUE(m.stats().growing);
+  ASSERT_EQ(m.stats().old_bucket_count, kBuckets);
+  for (int i = 0; i < 120000; ++i, ++next) m.insert_or_assign(next, next + 1);
+  ASSERT_TRUE(m.stats().growing) << "the sweep must still be under way";
+  std::size_t released = 0;
+  for (const std::uint64_t* p : old_places) released += page_resident(p) ? 0u : 1u;
+  EXPECT_GE(released * 10, old_places.size() * 7)
+      << released << " of " << old_places.size() << " sampled old slots were given back";
+
+  // Nothing was lost: in the new table, in the old one's unmoved part, and after the sweep.
+  for (std::uint64_t i = 0; i < next; i += 7) ASSERT_EQ(m.get(i), i + 1) << i;
+  while (m.stats().growing) {
+    m.insert_or_assign(next, next + 1);
+    ++next;
+  }
+  for (std::uint64_t i = 0; i < next; i += 7) ASSERT_EQ(m.get(i), i + 1) << i;
+  EXPECT_EQ(m.size(), next);
+}
 
 TEST(HmapCapacity, ReserveAvoidsGrowth) {
   U64Map m;
