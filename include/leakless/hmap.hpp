@@ -125,6 +125,7 @@ inline constexpr std::uint8_t kEmptyRest = 0;   // empty, and so is every later 
 inline constexpr std::uint8_t kEmptyOne = 1;    // empty
 inline constexpr std::uint8_t kEvacuatedX = 2;  // moved to the same index in the new array
 inline constexpr std::uint8_t kEvacuatedY = 3;  // moved to another index in the new array
+static_assert(kEvacuatedY == kEvacuatedX + 1);  // move_small_unit computes one from the other
 inline constexpr std::uint8_t kEvacuatedEmpty = 4;  // empty, and the bucket has been evacuated
 inline constexpr std::uint8_t kMinTopHash = 5;
 inline constexpr std::size_t kMaxInlineSize = 128;
@@ -505,6 +506,17 @@ class bucket {
 
   explicit operator bool() const noexcept { return ctl_ != nullptr; }
   friend bool operator==(const bucket& a, const bucket& b) noexcept { return a.ctl_ == b.ctl_; }
+
+  // `which` (0 or 1) ? one : zero, by masking instead of a branch: for a choice that is a coin
+  // toss, where a mispredicted branch would cost more than the work around it.
+  static bucket select(const bucket& zero, const bucket& one, unsigned which) noexcept {
+    const std::uintptr_t mask = std::uintptr_t{0} - which;
+    const auto pick = [mask](auto* a, auto* b) {
+      return reinterpret_cast<decltype(a)>((reinterpret_cast<std::uintptr_t>(a) & ~mask) |
+                                           (reinterpret_cast<std::uintptr_t>(b) & mask));
+    };
+    return bucket(pick(zero.ctl_, one.ctl_), pick(zero.data_, one.data_));
+  }
 
   control_type& ctl() const noexcept { return *ctl_; }
   std::uint8_t& top(std::size_t slot) const noexcept { return ctl_->tophash[slot]; }
@@ -1254,17 +1266,24 @@ class hmap {
     }
   }
 
+  // When doubling: 1 if the entry in slot of b goes to the upper of its unit's two new buckets
+  // (its hash has bit log2(units) set), else 0.
+  unsigned upper_half(bucket b, std::size_t slot, unsigned split_bit) const {
+    return static_cast<unsigned>(hash_of(key_storage::get(b.key(slot))) >> split_bit) & 1u;
+  }
+
   // Moves one unit from the old array to the new one (Go's evacuate). Every step that can throw
   // — hashing, allocating, copying — happens before the old unit is changed.
   void move_unit(std::size_t unit) {
     const std::size_t units = unit_count();
     const std::size_t sources = old_bucket_count() / units;  // > 1 when shrinking
     const bool doubling = bucket_count() > units;            // else one target bucket
+    const unsigned split_bit = std::min(log2_buckets_, old_log2_buckets_);  // log2(units)
     const std::size_t target_count = doubling ? 2 : 1;
     bucket targets[2] = {buckets_.at(unit), doubling ? buckets_.at(unit + units) : bucket()};
     for (std::size_t t = 0; t < target_count; ++t) targets[t].ctl().reset();
     if constexpr (kNothrowRelocate && kNothrowHash) {
-      if (move_small_unit(unit, sources, doubling, targets)) return;
+      if (move_small_unit(unit, sources, doubling, split_bit, targets)) return;
     }
 
     std::size_t total = 0;
@@ -1280,7 +1299,7 @@ class hmap {
     if (presplit) {
       per_target[0] = 0;
       for_each_unit_entry(unit, [&](bucket b, std::size_t slot, std::uint8_t, std::size_t) {
-        const bool up = (hash_of(key_storage::get(b.key(slot))) & units) != 0;
+        const bool up = upper_half(b, slot, split_bit) != 0;
         upper.push_back(up);
         ++per_target[up ? 1 : 0];
       });
@@ -1304,19 +1323,20 @@ class hmap {
     std::size_t entry = 0;
     // Places an entry in the next free slot of its target; returns whether it went to the upper
     // half (doubling) or came from another source bucket (shrinking): Go's evacuatedY.
+    // The target is an index, not a branch: which one an entry goes to is a coin toss (see
+    // move_small_unit).
     auto place = [&](bucket b, std::size_t slot, std::uint8_t top, std::size_t source) {
-      bool up = false;
+      unsigned up = 0;
       if (doubling) {
-        up = presplit ? upper[entry] : (hash_of(key_storage::get(b.key(slot))) & units) != 0;
+        up = presplit ? static_cast<unsigned>(upper[entry]) : upper_half(b, slot, split_bit);
       }
       ++entry;
-      const std::size_t t = up ? 1 : 0;
-      if (fill_slot[t] == hmap_detail::kSlots) {
-        fill[t] = fill[t].next();
-        fill_slot[t] = 0;
+      if (fill_slot[up] == hmap_detail::kSlots) {
+        fill[up] = fill[up].next();
+        fill_slot[up] = 0;
       }
-      const bucket to = fill[t];
-      const std::size_t to_slot = fill_slot[t]++;
+      const bucket to = fill[up];
+      const std::size_t to_slot = fill_slot[up]++;
       key_storage::relocate(to.key_address(to_slot), b.key(slot));
       try {
         value_storage::relocate(to.value_address(to_slot), b.value(slot));
@@ -1325,7 +1345,7 @@ class hmap {
         throw;
       }
       to.top(to_slot) = top;
-      return up || source != 0;
+      return (up | static_cast<unsigned>(source != 0)) != 0;
     };
     auto finish_source = [&](bucket b, std::size_t slot, bool elsewhere, std::size_t source) {
       key_storage::drop_source(b.key(slot));
@@ -1377,7 +1397,7 @@ class hmap {
   // move_unit's common case, in one pass: no old bucket of the unit has overflow buckets and its
   // entries fit in the targets' main buckets, so nothing is allocated and nothing can throw.
   // Returns false, having changed nothing, when that is not the case.
-  bool move_small_unit(std::size_t unit, std::size_t sources, bool doubling,
+  bool move_small_unit(std::size_t unit, std::size_t sources, bool doubling, unsigned split_bit,
                        const bucket (&targets)[2]) noexcept {
     const std::size_t units = unit_count();
     std::size_t total = 0;
@@ -1387,23 +1407,29 @@ class hmap {
       total += hmap_detail::count_slots(hmap_detail::live_slots(head.word()));
     }
     if (total > hmap_detail::kSlots) return false;  // a shrink that needs overflow buckets
-    std::size_t filled[2] = {0, 0};
+    // Which target an entry goes to is a coin toss, so it is computed, not branched on: a
+    // mispredicted branch per entry costs more than the rest of the move. The slots used so far
+    // in each target stay in one register: target 0's count in bits 0-7, target 1's in 8-15.
+    std::uint64_t filled = 0;
     for (std::size_t s = 0; s < sources; ++s) {
       const bucket head = old_buckets_.at(unit + s * units);
       const std::uint64_t word = head.word();
       std::uint64_t marks = hmap_detail::kEvacuatedEmpty * 0x0101010101010101ull;
       for (std::uint64_t live = hmap_detail::live_slots(word); live != 0; live &= live - 1) {
         const std::size_t slot = hmap_detail::slot_of_bit(live);
-        const bool up = doubling && (hash_of(key_storage::get(head.key(slot))) & units) != 0;
-        const bucket to = targets[up ? 1 : 0];
-        const std::size_t to_slot = filled[up ? 1 : 0]++;
+        const unsigned up = doubling ? upper_half(head, slot, split_bit) : 0u;
+        const bucket to = bucket::select(targets[0], targets[1], up);
+        const unsigned count_shift = up * 8;
+        const std::size_t to_slot = (filled >> count_shift) & 0xff;
+        filled += std::uint64_t{1} << count_shift;
         key_storage::relocate(to.key_address(to_slot), head.key(slot));
         value_storage::relocate(to.value_address(to_slot), head.value(slot));
         key_storage::drop_source(head.key(slot));
         value_storage::drop_source(head.value(slot));
         to.top(to_slot) = static_cast<std::uint8_t>(word >> (slot * 8));
-        const std::uint8_t mark =
-            up || s != 0 ? hmap_detail::kEvacuatedY : hmap_detail::kEvacuatedX;
+        // evacuatedY (X + 1) when the entry went up or came from another source bucket.
+        const auto mark = static_cast<std::uint8_t>(hmap_detail::kEvacuatedX +
+                                                    (up | static_cast<unsigned>(s != 0)));
         marks ^= static_cast<std::uint64_t>(hmap_detail::kEvacuatedEmpty ^ mark) << (slot * 8);
       }
       std::memcpy(head.ctl().tophash, &marks, sizeof marks);
