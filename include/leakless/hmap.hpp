@@ -1108,12 +1108,16 @@ class hmap {
   }
   table allocate_table(unsigned log2, bool initialise) {
     const std::size_t n = std::size_t{1} << log2;
-    rebound<slots> data(alloc_);
     table t;
-    t.data = slots_traits::allocate(data, table_units(log2));
-    if constexpr (kManagesPages) {
+    if (on_huge_pages(log2)) {
+      // What std::allocator would do (it allocates with ::operator new), on a huge-page boundary,
+      // so that every huge page of the table is whole.
       const std::size_t bytes = table_units(log2) * sizeof(slots);
-      if (bytes >= kHugePageTableBytes) hmap_detail::advise_huge_pages(t.data, bytes);
+      t.data = static_cast<slots*>(::operator new(bytes, kHugePageAlignment));
+      hmap_detail::advise_huge_pages(t.data, bytes);
+    } else {
+      rebound<slots> data(alloc_);
+      t.data = slots_traits::allocate(data, table_units(log2));
     }
     t.ctl = ::new (static_cast<void*>(t.data + n)) control[n];
     if (initialise) {
@@ -1122,8 +1126,12 @@ class hmap {
     return t;
   }
   void free_table(table& t, unsigned log2) noexcept {
-    rebound<slots> data(alloc_);
-    slots_traits::deallocate(data, t.data, table_units(log2));
+    if (on_huge_pages(log2)) {
+      ::operator delete(t.data, table_units(log2) * sizeof(slots), kHugePageAlignment);
+    } else {
+      rebound<slots> data(alloc_);
+      slots_traits::deallocate(data, t.data, table_units(log2));
+    }
     t = table();
   }
 
@@ -1187,12 +1195,13 @@ class hmap {
   }
 
   // The pages of tables from std::allocator, whose memory is known to be plain heap memory:
-  // - A table of 4 MiB or more asks for huge pages (see advise_huge_pages); it fills them as its
-  //   units arrive. Once freed, a block of 32 MiB or more leaves with its advice (glibc's malloc
-  //   maps each such block on its own: its mmap threshold never rises above that); a smaller one
-  //   may be carved from malloc's heap, where the advice stays on the address range that malloc
-  //   reuses, as glibc's own `glibc.malloc.hugetlb=1` tunable does for the whole heap. Its pages
-  //   are populated by then, so this changes how they are mapped, not how much memory is used.
+  // - A table of 4 MiB or more is placed on a huge-page boundary and asks for huge pages (see
+  //   advise_huge_pages); it fills them as its units arrive. Once freed, a block of 32 MiB or more
+  //   leaves with its advice (glibc's malloc maps each such block on its own: its mmap threshold
+  //   never rises above that); a smaller one may be carved from malloc's heap, where the advice
+  //   stays on the address range that malloc reuses, as glibc's own `glibc.malloc.hugetlb=1`
+  //   tunable does for the whole heap. Its pages are populated by then, so this changes how they
+  //   are mapped, not how much memory is used.
   // - A table of 32 MiB or more gives its pages back as the sweep leaves them, a huge page at a
   //   time: freeing it at the end of a migration would otherwise unmap that many populated bytes
   //   in one write, and the final free now finds little left to unmap. Nothing reads an
@@ -1202,6 +1211,10 @@ class hmap {
   static constexpr bool kManagesPages =
       std::is_same_v<Allocator, std::allocator<std::pair<const K, V>>>;
   static constexpr std::size_t kHugePageTableBytes = std::size_t{4} << 20;
+  static constexpr std::align_val_t kHugePageAlignment{hmap_detail::kHugePageBytes};
+  static constexpr bool on_huge_pages(unsigned log2) noexcept {
+    return kManagesPages && table_units(log2) * sizeof(slots) >= kHugePageTableBytes;
+  }
   static constexpr std::size_t kReleasedTableBytes = std::size_t{32} << 20;
   void release_evacuated_pages() noexcept {
     if constexpr (kManagesPages) {
