@@ -59,6 +59,31 @@ void operator delete[](void* p) noexcept { counted_release(p); }
 void operator delete(void* p, std::size_t) noexcept { counted_release(p); }
 void operator delete[](void* p, std::size_t) noexcept { counted_release(p); }
 
+// The over-aligned forms, counting the allocations aligned to a huge page (2 MiB): large tables.
+namespace {
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+std::atomic<std::uint64_t> g_huge_aligned_news{0};
+std::atomic<std::uint64_t> g_huge_aligned_deletes{0};
+}  // namespace
+void* operator new(std::size_t n, std::align_val_t alignment) {
+  const auto align = static_cast<std::size_t>(alignment);
+  if (align == kHugePage) g_huge_aligned_news.fetch_add(1, std::memory_order_relaxed);
+  if (void* p =
+          std::aligned_alloc(align, (std::max<std::size_t>(n, 1) + align - 1) / align * align)) {
+    return p;
+  }
+  throw std::bad_alloc();
+}
+void operator delete(void* p, std::align_val_t alignment) noexcept {
+  if (p != nullptr && static_cast<std::size_t>(alignment) == kHugePage) {
+    g_huge_aligned_deletes.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t alignment) noexcept {
+  operator delete(p, alignment);
+}
+
 namespace {
 
 using hmap_test::Big;
@@ -731,8 +756,9 @@ TEST(HmapGrowth, DegenerateConstantHashStillCorrect) {
 // reserve / shrink_to_fit
 
 // ---------------------------------------------------------------------------------------------
-// Pages of large tables (std::allocator only): a table of 4 MiB or more asks for huge pages; one
-// of 32 MiB or more gives its pages back, whole huge pages at a time, as the sweep leaves them.
+// Pages of large tables (std::allocator only): a table of 4 MiB or more is placed on a huge-page
+// boundary and asks for huge pages; one of 32 MiB or more gives its pages back, whole huge pages
+// at a time, as the sweep leaves them.
 namespace {
 // The VmFlags line of the mapping that holds p, from /proc/self/smaps ("" when not found).
 std::string vm_flags_of(const void* p) {
@@ -762,9 +788,19 @@ bool page_resident(const void* p) {
 TEST(HmapPages, LargeTablesAskForHugePagesAndGiveOldPagesBackAsTheSweepLeaves) {
   constexpr std::size_t kBuckets = std::size_t{1} << 18;  // 2^18 * 144 bytes: 36 MiB
   constexpr std::size_t kFull = kBuckets * 13 / 2;        // the most it holds before doubling
+  // Other tests in this process grow large maps too: count from here.
+  const std::uint64_t news_before = g_huge_aligned_news.load();
+  const std::uint64_t deletes_before = g_huge_aligned_deletes.load();
+  {
+    U64Map small;  // its largest table, 256 buckets, is far below 4 MiB
+    for (std::uint64_t i = 0; i < 1000; ++i) small.insert_or_assign(i, i);
+    EXPECT_EQ(g_huge_aligned_news.load() - news_before, 0u);
+  }
   U64Map m;
   m.reserve(kFull);
   ASSERT_EQ(m.stats().bucket_count, kBuckets);
+  EXPECT_EQ(g_huge_aligned_news.load() - news_before, 1u)
+      << "the table is placed on a huge-page boundary";
   for (std::uint64_t i = 0; i < kFull; ++i) m.insert_or_assign(i, i + 1);
   ASSERT_EQ(m.stats().bucket_count, kBuckets);
   ASSERT_FALSE(m.stats().growing);
@@ -813,6 +849,10 @@ TEST(HmapPages, LargeTablesAskForHugePagesAndGiveOldPagesBackAsTheSweepLeaves) {
   }
   for (std::uint64_t i = 0; i < next; i += 7) ASSERT_EQ(m.get(i), i + 1) << i;
   EXPECT_EQ(m.size(), next);
+  // Both large tables came and went through the aligned forms of operator new and delete.
+  m = U64Map();
+  EXPECT_EQ(g_huge_aligned_news.load() - news_before, 2u);
+  EXPECT_EQ(g_huge_aligned_deletes.load() - deletes_before, 2u);
 }
 
 TEST(HmapCapacity, ReserveAvoidsGrowth) {
