@@ -217,6 +217,19 @@ constexpr bool fits_after_shrink(std::size_t count, unsigned log2_buckets) noexc
 // The unit in which large tables take and give back memory: one transparent huge page.
 inline constexpr std::uintptr_t kHugePageBytes = std::uintptr_t{2} << 20;
 
+// Applies `advice` to the whole huge pages inside [begin, end), if there are any.
+inline void advise_whole_huge_pages(std::uintptr_t begin, std::uintptr_t end, int advice) noexcept {
+#if defined(__linux__)
+  const std::uintptr_t first = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  const std::uintptr_t last = end & ~(kHugePageBytes - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, advice);
+#else
+  (void)begin;
+  (void)end;
+  (void)advice;
+#endif
+}
+
 // Gives the whole huge pages of [begin, end) back to the operating system; their contents read as
 // zero afterwards. `floor` is where the range may be widened down to: the part of begin's huge
 // page below begin is released too (it belongs to buckets already left behind) unless it is below
@@ -224,11 +237,9 @@ inline constexpr std::uintptr_t kHugePageBytes = std::uintptr_t{2} << 20;
 // costs more than the release saves.
 inline void release_pages(const void* floor, const void* begin, const void* end) noexcept {
 #if defined(__linux__)
-  const auto low = reinterpret_cast<std::uintptr_t>(floor);
-  auto first = reinterpret_cast<std::uintptr_t>(begin) & ~(kHugePageBytes - 1);
-  if (first < low) first = (low + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-  const auto last = reinterpret_cast<std::uintptr_t>(end) & ~(kHugePageBytes - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  const auto widened = reinterpret_cast<std::uintptr_t>(begin) & ~(kHugePageBytes - 1);
+  advise_whole_huge_pages(std::max(widened, reinterpret_cast<std::uintptr_t>(floor)),
+                          reinterpret_cast<std::uintptr_t>(end), MADV_DONTNEED);
 #else
   (void)floor;
   (void)begin;
@@ -242,10 +253,8 @@ inline void release_pages(const void* floor, const void* begin, const void* end)
 // costs microseconds each. Only a hint: the system may decline it, and nothing depends on it.
 inline void advise_huge_pages(const void* begin, std::size_t bytes) noexcept {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  const auto first =
-      (reinterpret_cast<std::uintptr_t>(begin) + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-  const auto last = (reinterpret_cast<std::uintptr_t>(begin) + bytes) & ~(kHugePageBytes - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  const auto first = reinterpret_cast<std::uintptr_t>(begin);
+  advise_whole_huge_pages(first, first + bytes, MADV_HUGEPAGE);
 #else
   (void)begin;
   (void)bytes;
@@ -777,8 +786,8 @@ class hmap {
   // values (not memory that the keys and values themselves own).
   std::size_t memory_bytes() const noexcept {
     std::size_t bytes = 0;
-    if (buckets_) bytes += table_units(log2_buckets_) * sizeof(slots);
-    if (old_buckets_) bytes += table_units(old_log2_buckets_) * sizeof(slots);
+    if (buckets_) bytes += table_bytes(log2_buckets_);
+    if (old_buckets_) bytes += table_bytes(old_log2_buckets_);
     bytes +=
         (pool_.reserved() + old_pool_.reserved() + retiring_buckets_) * sizeof(overflow_bucket);
     if constexpr (key_storage::indirect) bytes += count_ * sizeof(K);
@@ -1106,15 +1115,17 @@ class hmap {
     const std::size_t n = std::size_t{1} << log2;
     return n + (n * sizeof(control) + sizeof(slots) - 1) / sizeof(slots);
   }
+  static constexpr std::size_t table_bytes(unsigned log2) noexcept {
+    return table_units(log2) * sizeof(slots);
+  }
   table allocate_table(unsigned log2, bool initialise) {
     const std::size_t n = std::size_t{1} << log2;
     table t;
     if (on_huge_pages(log2)) {
       // What std::allocator would do (it allocates with ::operator new), on a huge-page boundary,
       // so that every huge page of the table is whole.
-      const std::size_t bytes = table_units(log2) * sizeof(slots);
-      t.data = static_cast<slots*>(::operator new(bytes, kHugePageAlignment));
-      hmap_detail::advise_huge_pages(t.data, bytes);
+      t.data = static_cast<slots*>(::operator new(table_bytes(log2), kHugePageAlignment));
+      hmap_detail::advise_huge_pages(t.data, table_bytes(log2));
     } else {
       rebound<slots> data(alloc_);
       t.data = slots_traits::allocate(data, table_units(log2));
@@ -1127,7 +1138,7 @@ class hmap {
   }
   void free_table(table& t, unsigned log2) noexcept {
     if (on_huge_pages(log2)) {
-      ::operator delete(t.data, table_units(log2) * sizeof(slots), kHugePageAlignment);
+      ::operator delete(t.data, table_bytes(log2), kHugePageAlignment);
     } else {
       rebound<slots> data(alloc_);
       slots_traits::deallocate(data, t.data, table_units(log2));
@@ -1213,13 +1224,13 @@ class hmap {
   static constexpr std::size_t kHugePageTableBytes = std::size_t{4} << 20;
   static constexpr std::align_val_t kHugePageAlignment{hmap_detail::kHugePageBytes};
   static constexpr bool on_huge_pages(unsigned log2) noexcept {
-    return kManagesPages && table_units(log2) * sizeof(slots) >= kHugePageTableBytes;
+    return kManagesPages && table_bytes(log2) >= kHugePageTableBytes;
   }
   static constexpr std::size_t kReleasedTableBytes = std::size_t{32} << 20;
   void release_evacuated_pages() noexcept {
     if constexpr (kManagesPages) {
       const std::size_t units = unit_count();
-      if (table_units(old_log2_buckets_) * sizeof(slots) < kReleasedTableBytes ||
+      if (table_bytes(old_log2_buckets_) < kReleasedTableBytes ||
           (evacuated_units_ - released_units_) * sizeof(slots) < hmap_detail::kHugePageBytes) {
         return;
       }

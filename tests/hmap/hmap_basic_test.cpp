@@ -753,9 +753,6 @@ TEST(HmapGrowth, DegenerateConstantHashStillCorrect) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// reserve / shrink_to_fit
-
-// ---------------------------------------------------------------------------------------------
 // Pages of large tables (std::allocator only): a table of 4 MiB or more is placed on a huge-page
 // boundary and asks for huge pages; one of 32 MiB or more gives its pages back, whole huge pages
 // at a time, as the sweep leaves them.
@@ -854,6 +851,9 @@ TEST(HmapPages, LargeTablesAskForHugePagesAndGiveOldPagesBackAsTheSweepLeaves) {
   EXPECT_EQ(g_huge_aligned_news.load() - news_before, 2u);
   EXPECT_EQ(g_huge_aligned_deletes.load() - deletes_before, 2u);
 }
+
+// ---------------------------------------------------------------------------------------------
+// reserve / shrink_to_fit
 
 TEST(HmapCapacity, ReserveAvoidsGrowth) {
   U64Map m;
