@@ -18,11 +18,16 @@
 // its deadline is an atomic beside it in the node slab, so the reader checks expiry itself. On a
 // hit it copies the value, counts the hit and stores the node's address in the shard's read buffer.
 // Gate and buffer are striped (4 stripes, each on cache lines of its own, each with its own gate
-// counters and a fixed ring of 16 slots): a thread takes a stripe round robin on its first read and
+// counters and a fixed ring of 32 slots): a thread takes a stripe round robin on its first read and
 // keeps it, so that two threads hitting the same hot shard do not bounce one cache line between
-// their cores on every hit. The reader whose slot is the last one of its stripe's ring replays the
-// whole buffer (every stripe) under the lock if the lock is free (try_lock), and every write,
-// locked read and cleanup replays it first. Replaying does what a locked hit did: it counts the key
+// their cores on every hit. The reader whose slot is the last one of its stripe's ring replays its
+// own stripe under the lock if the lock is free (try_lock), and every write, locked read and
+// cleanup replays every stripe first. A reader leaves the other stripes alone because replaying
+// one writes its lines (clears its slots, takes its hits), which would take them from the core
+// of the thread that reads through it; and the ring has 32 slots, not Caffeine's 16, because each
+// replay also takes the shard's lock and its counters' lines from the other core: with two threads
+// reading one cache, those two choices took the rate per thread from 19.5 to about 25 M reads/s
+// (cache_bench throughput, read-zipf). Replaying does what a locked hit did: it counts the key
 // in the sketch and moves the entry within (or between) its queues; the hits go to the climber's
 // sample. The buffer is lossy: a record is dropped when two readers pick the same slot or when the
 // buffer wraps before a replay, as in Caffeine (this loses a little frequency information under
@@ -37,18 +42,18 @@
 // Readers register in the shard's read gate: in each stripe, two counters, one per parity of the
 // shard's epoch. A reader reads the epoch, increments that epoch's counter in its stripe (it also
 // carries the stripe's hit count in its upper bits, so a hit costs no third atomic operation;
-// replays fold the hits of every stripe into the shard's counters, and stats() adds those not
-// folded yet), checks that the epoch did not change meanwhile (else it moves to the new one) and
-// decrements the counter when it leaves. A writer, under the lock, flips the epoch once it has
-// retired something and frees the previous epoch's retirements when that epoch's counters, in every
-// stripe, show no reader in flight (after replaying the read buffer, which may name them): readers
-// that enter after the flip cannot find what was retired before it, so the previous counters drain,
-// and new readers never hold up reclamation. The writer checks each stripe's counter with a
-// read-modify-write (adding 0), so a reader whose increment comes after it reads from it and sees
-// everything the writer did before (the removals, the flip); the decrement is a release that the
-// writer's check acquires, so a reader's last access to a node happens before the node is freed (or
-// rebuilt for another key). In a single-threaded program the counters are always 0 and retired
-// memory is freed at once.
+// a replay folds the hits of the stripes it replays into the shard's counters, and stats() adds
+// those not folded yet), checks that the epoch did not change meanwhile (else it moves to the new
+// one) and decrements the counter when it leaves. A writer, under the lock, flips the epoch once it
+// has retired something and frees the previous epoch's retirements when that epoch's counters, in
+// every stripe, show no reader in flight (after replaying the read buffer, which may name them):
+// readers that enter after the flip cannot find what was retired before it, so the previous
+// counters drain, and new readers never hold up reclamation. The writer checks each stripe's
+// counter with a read-modify-write (adding 0), so a reader whose increment comes after it reads
+// from it and sees everything the writer did before (the removals, the flip); the decrement is a
+// release that the writer's check acquires, so a reader's last access to a node happens before the
+// node is freed (or rebuilt for another key). In a single-threaded program the counters are always
+// 0 and retired memory is freed at once.
 //
 // Memory layout. An entry costs its node, its slots in the shard's table and a word of the
 // frequency sketch, and with a deadline an atomic deadline and a slot of the deadline heap. Nodes
@@ -163,6 +168,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -967,7 +973,7 @@ class cache {
   // the bits above count their hits since the shard last folded them into its counters.
   static constexpr std::uint64_t kHit = std::uint64_t{1} << 24;
   static constexpr std::uint64_t kInFlight = kHit - 1;
-  static constexpr std::size_t kReadSlots = 16;  // slots of a stripe's read buffer (2^k)
+  static constexpr std::size_t kReadSlots = 32;  // slots of a stripe's read buffer (2^k)
 
   // One stripe of a shard's read gate and read buffer, on cache lines of its own.
   struct alignas(64) read_stripe {
@@ -1057,7 +1063,7 @@ class cache {
     // access in the read buffer. False when the key was not found or its entry has expired (the
     // caller asks again under the lock, which counts the miss or removes the expired entry).
     bool try_get(const K& key, std::uint32_t h, std::optional<V>& out) {
-      read_stripe& mine = stripes[cache_detail::read_stripe()];
+      read_stripe& mine = own_stripe();
       std::uint64_t e = 0, ticket = 0;
       for (;;) {  // enter the current epoch's gate (re-checked: see reclaim())
         e = epoch.load(std::memory_order_seq_cst);
@@ -1084,7 +1090,11 @@ class cache {
       return slot == kReadSlots - 1;  // true: a hit, and the stripe's buffer is due for replay
     }
 
-    // Replays the read buffer (under the lock): each recorded access of a live entry counts in
+    // The calling thread's stripe of the read gate and buffer.
+    read_stripe& own_stripe() noexcept { return stripes[cache_detail::read_stripe()]; }
+
+    // Replays the read buffer (under the lock): every stripe (drain()) or one, a reader's own
+    // (drain(stripe); see "Concurrent reads"). Each recorded access of a live entry counts in
     // the sketch and reorders the queues, as a locked hit does; the gate's hit counts move to
     // the shard's counters. A stripe whose words count no hit since the last fold holds no
     // record to replay and is skipped: a reader stores its record before the release that
@@ -1094,10 +1104,12 @@ class cache {
     // lost (the buffer is lossy), but no record of a node can outlive a drain that follows the
     // exit of every reader that could have stored it, which is what reclaim() needs. The
     // sketch's counters and the queue neighbours are fetched for all records first.
-    void drain() noexcept {
+    void drain() noexcept { replay(stripes, cache_detail::kReadStripes); }
+    void drain(read_stripe& stripe) noexcept { replay(&stripe, 1); }
+    void replay(read_stripe* first, std::size_t count_of_stripes) noexcept {
       node* batch[kReadSlots * cache_detail::kReadStripes];
       std::size_t count = 0;
-      for (auto& stripe : stripes) {
+      for (read_stripe& stripe : std::span(first, count_of_stripes)) {
         std::uint64_t stripe_hits = 0;
         for (auto& word : stripe.gate) {
           const std::uint64_t hits = word.load(std::memory_order_acquire) >> 24;
@@ -1655,7 +1667,7 @@ class cache {
     if (s.try_get(key, h, out)) {  // a hit that filled the read buffer: replay it if idle
       std::unique_lock lock(s.mu, std::try_to_lock);
       if (lock.owns_lock()) {
-        s.drain();
+        s.drain(s.own_stripe());
         s.reclaim();
       }
     }
