@@ -26,15 +26,15 @@
 // one writes its lines (clears its slots, takes its hits), which would take them from the core
 // of the thread that reads through it; and the ring has 32 slots, not Caffeine's 16, because each
 // replay also takes the shard's lock and its counters' lines from the other core: with two threads
-// reading one cache, those two choices took the rate per thread from 19.5 to about 25 M reads/s
-// (cache_bench throughput, read-zipf). Replaying does what a locked hit did: it counts the key
-// in the sketch and moves the entry within (or between) its queues; the hits go to the climber's
-// sample. The buffer is lossy: a record is dropped when two readers pick the same slot or when the
-// buffer wraps before a replay, as in Caffeine (this loses a little frequency information under
-// contention, never an entry or a count of hits). Anything else (a miss, an expired entry, a key
-// that a concurrent erase was shifting in the table) is asked again under the lock, which counts
-// the miss and removes an expired entry. A cache with expire_after_access reads under the lock,
-// since each read moves the entry's deadline in the heap.
+// reading one cache, those two choices took the rate per thread from about 20 to 23.5 M reads/s
+// (cache_bench throughput, read-zipf, on two cores of a Xeon). Replaying does what a locked hit
+// did: it counts the key in the sketch and moves the entry within (or between) its queues; the hits
+// go to the climber's sample. The buffer is lossy: a record is dropped when two readers pick the
+// same slot or when the buffer wraps before a replay, as in Caffeine (this loses a little frequency
+// information under contention, never an entry or a count of hits). Anything else (a miss, an
+// expired entry, a key that a concurrent erase was shifting in the table) is asked again under the
+// lock, which counts the miss and removes an expired entry. A cache with expire_after_access reads
+// under the lock, since each read moves the entry's deadline in the heap.
 //   Nodes are never freed or reused while a reader may hold one: removal unlinks a node under the
 // lock and retires it, as a rehash retires the table's old arrays, and retired memory is freed (a
 // retired node's key and value destroyed and the node put on its slab's free list, from which a
