@@ -3,8 +3,9 @@
 // on the same key and hands a throwing loader's exception to every waiter without caching
 // anything, lock-free hits read whole values of their own key while writers replace, erase and
 // rehash, while nodes are reused for other keys and while the node slab grows, hits from more
-// threads than read stripes are all counted and reach the eviction policy, and the background
-// cleanup thread removes expired entries nobody touches. No test sleeps for a duration or asserts
+// threads than read stripes are all counted and reach the eviction policy, the background
+// cleanup thread removes expired entries nobody touches, and the shards' lock (which tries before
+// it sleeps) excludes as a mutex does. No test sleeps for a duration or asserts
 // on timing: threads wait for each other through counters.
 #include <algorithm>
 #include <atomic>
@@ -352,6 +353,40 @@ TEST(CacheConcurrency, ReadsFindEveryEntryWhileTheSlabGrows) {
   EXPECT_EQ(c.size(), kKeys);
   EXPECT_EQ(c.stats().misses, 0u);
   for (std::uint64_t k = 0; k < kKeys; ++k) ASSERT_EQ(c.get(k), ~k) << k;
+}
+
+// The shards' lock excludes: no increment made under it is lost, whether a thread got it while
+// trying or after sleeping, and try_lock fails while another thread holds it.
+TEST(CacheConcurrency, ShardLockExcludesWhetherItsWaiterSpinsOrSleeps) {
+  leakless::cache_detail::shard_mutex mu;
+  constexpr int kThreads = 4, kIncrements = 20000;
+  std::uint64_t counter = 0;  // plain: a lost exclusion shows as a lost increment (or to TSan)
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kIncrements; ++i) {
+        std::lock_guard lock(mu);
+        ++counter;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(counter, std::uint64_t{kThreads} * kIncrements);
+
+  std::latch held(1), done(1);
+  std::thread holder([&] {
+    std::lock_guard lock(mu);
+    held.count_down();
+    done.wait();
+  });
+  held.wait();
+  EXPECT_FALSE(mu.try_lock());
+  done.count_down();
+  holder.join();
+  ASSERT_TRUE(mu.try_lock());
+  mu.unlock();
 }
 
 // Lock-free hits from more threads than there are read stripes are all counted, and the accesses
