@@ -447,6 +447,45 @@ TEST(CacheBasic, ReadsSkipTheClockUnlessADeadlineCanApply) {
   EXPECT_EQ(c.stats().expirations, 1u);
 }
 
+// Without expiry in the options, a put or an erase does not call the clock either, until the
+// shard holds an entry with a deadline of its own: from then on a put reads it, to expire what is
+// due, and so does an erase of that entry.
+TEST(CacheBasic, WritesSkipTheClockUntilAnEntryHasADeadline) {
+  manual_clock clock;
+  std::atomic<int> reads{0};
+  leakless::cache_options opts;
+  opts.max_entries = 100;
+  opts.shards = 1;
+  opts.clock = [&] {
+    ++reads;
+    return std::chrono::nanoseconds(clock.ns.load());
+  };
+  leakless::cache<int, int> c(opts);
+  c.put(1, 10);
+  c.put(1, 11);  // replaces
+  c.put(2, 20);
+  c.put(5, 50);
+  EXPECT_TRUE(c.erase(5));
+  EXPECT_FALSE(c.erase(6));
+  EXPECT_EQ(reads.load(), 0);
+  c.put(3, 30, 5s);
+  EXPECT_GT(reads.load(), 0);
+  clock.advance(5s);
+  reads = 0;
+  c.put(4, 40);  // expires 3 on the way
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(c.stats().expirations, 1u);
+  EXPECT_EQ(c.size(), 3u);
+  EXPECT_EQ(c.get(1), 11);
+  EXPECT_FALSE(c.get(3).has_value());
+  c.put(7, 70, 5s);
+  clock.advance(5s);
+  reads = 0;
+  EXPECT_FALSE(c.erase(7));  // expired: it counts as absent, and is removed
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(c.stats().expirations, 2u);
+}
+
 TEST(CacheBasic, GetOrLoadReloadsExpiredEntries) {
   manual_clock clock;
   leakless::cache_options<int, int> opts;
