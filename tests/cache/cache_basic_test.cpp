@@ -424,13 +424,10 @@ TEST(CacheBasic, TableAgreesWithAMap) {
 // an entry given its own ttl is still checked against it.
 TEST(CacheBasic, ReadsSkipTheClockUnlessADeadlineCanApply) {
   manual_clock clock;
-  std::atomic<int> reads{0};
+  std::atomic<int>& reads = clock.reads;
   leakless::cache_options opts;
   opts.max_entries = 100;
-  opts.clock = [&] {
-    ++reads;
-    return std::chrono::nanoseconds(clock.ns.load());
-  };
+  opts.clock = clock.fn();
   leakless::cache<int, int> c(opts);
   c.put(1, 10);
   reads = 0;
@@ -452,14 +449,11 @@ TEST(CacheBasic, ReadsSkipTheClockUnlessADeadlineCanApply) {
 // due, and so does an erase of that entry.
 TEST(CacheBasic, WritesSkipTheClockUntilAnEntryHasADeadline) {
   manual_clock clock;
-  std::atomic<int> reads{0};
+  std::atomic<int>& reads = clock.reads;
   leakless::cache_options opts;
   opts.max_entries = 100;
   opts.shards = 1;
-  opts.clock = [&] {
-    ++reads;
-    return std::chrono::nanoseconds(clock.ns.load());
-  };
+  opts.clock = clock.fn();
   leakless::cache<int, int> c(opts);
   c.put(1, 10);
   c.put(1, 11);  // replaces
