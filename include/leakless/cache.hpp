@@ -411,15 +411,14 @@ class cache {
   bool erase(const K& key) {
     const std::uint64_t h = hash_of(key);
     shard& s = shard_for(h);
-    std::int64_t t = read_time();  // the clock only if a deadline may apply, as for a read
+    const std::int64_t t = read_time();  // the clock only if a deadline may apply, as for a read
     notices pending;
     bool erased = false;
     {
       std::lock_guard lock(s.mu);
       if (node* n = s.table.find(key, low(h), eq_)) {
         const std::int64_t expires = s.expires_of(n);
-        if (expires != cache_detail::kNever && t == cache_detail::kUnread) t = now();
-        const bool expired = expires <= t;
+        const bool expired = expires <= time_for(expires, t);
         s.remove(n, expired ? removal_cause::expired : removal_cause::explicit_, pending);
         s.reclaim();
         erased = !expired;
@@ -1232,7 +1231,7 @@ class cache {
         return nullptr;
       }
       const std::int64_t expires = expires_of(n);
-      if (expires != cache_detail::kNever && t == cache_detail::kUnread) t = owner->now();
+      t = owner->time_for(expires, t);
       if (expires <= t) {
         remove(n, removal_cause::expired, pending);
         ++stats.misses;
@@ -1710,6 +1709,11 @@ class cache {
   // of an entry without a deadline thus never calls the clock.
   std::int64_t read_time() const {
     return write_ttl_ > 0 || access_ttl_ > 0 ? now() : cache_detail::kUnread;
+  }
+  // t, or now() when t was left unread (read_time()) and an entry's deadline must be compared
+  // with it.
+  std::int64_t time_for(std::int64_t deadline, std::int64_t t) const {
+    return deadline != cache_detail::kNever && t == cache_detail::kUnread ? now() : t;
   }
 
   void put_impl(K&& key, V&& value, std::int64_t ttl) {

@@ -5,8 +5,8 @@
 // rehash, while nodes are reused for other keys and while the node slab grows, hits from more
 // threads than read stripes are all counted and reach the eviction policy, the background
 // cleanup thread removes expired entries nobody touches, and the shards' lock (which tries before
-// it sleeps) excludes as a mutex does. No test sleeps for a duration or asserts
-// on timing: threads wait for each other through counters.
+// it sleeps) excludes as a mutex does. No test sleeps for a duration or asserts on timing: threads
+// wait for each other through counters.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
