@@ -529,7 +529,10 @@ class bucket {
   std::uint64_t word() const noexcept { return stored_->ctl.word(); }
   bucket next() const noexcept { return bucket(stored_->ctl.overflow); }
 
-  // Asks for the bucket's slots to be brought into cache.
+  // Asks for the bucket's slots to be brought into cache: a line at each 64 bytes of them from
+  // the first. A block is 144 bytes for 8-byte keys and values, so where it starts part-way into
+  // a line the last slot's line is left out; asking for every line the slots touch (a loop whose
+  // length depends on the address) made inserts and erases at N = 1k 12 to 70% slower.
   void prefetch_slots() const noexcept {
     for (std::size_t offset = 0; offset < sizeof(slots_type); offset += 64) {
       prefetch_detail::prefetch_read(reinterpret_cast<const unsigned char*>(&stored_->data) +
@@ -571,10 +574,10 @@ class hmap {
   using value_storage = hmap_detail::storage<V, Allocator>;
   using bucket = hmap_detail::bucket<typename key_storage::stored, typename value_storage::stored>;
   using control = typename bucket::control_type;
-  using slots = typename bucket::slots_type;
   using bucket_block = typename bucket::block_type;
   template <class T>
   using rebound = typename std::allocator_traits<Allocator>::template rebind_alloc<T>;
+  using block_traits = std::allocator_traits<rebound<bucket_block>>;
   using overflow_pool = hmap_detail::overflow_pool<bucket_block, rebound<bucket_block>>;
   using alloc_traits = std::allocator_traits<Allocator>;
 
@@ -1118,7 +1121,7 @@ class hmap {
       hmap_detail::advise_huge_pages(t.blocks, table_bytes(log2));
     } else {
       rebound<bucket_block> typed(alloc_);
-      t.blocks = std::allocator_traits<rebound<bucket_block>>::allocate(typed, n);
+      t.blocks = block_traits::allocate(typed, n);
     }
     if (initialise) {
       for (std::size_t i = 0; i < n; ++i) t.blocks[i].ctl.reset();
@@ -1130,8 +1133,7 @@ class hmap {
       ::operator delete(t.blocks, table_bytes(log2), kHugePageAlignment);
     } else {
       rebound<bucket_block> typed(alloc_);
-      std::allocator_traits<rebound<bucket_block>>::deallocate(typed, t.blocks,
-                                                               std::size_t{1} << log2);
+      block_traits::deallocate(typed, t.blocks, std::size_t{1} << log2);
     }
     t = table();
   }
