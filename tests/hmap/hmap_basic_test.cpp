@@ -1110,6 +1110,32 @@ TEST(HmapHash, WellSpreadInLowAndTopBits) {
                                  [](std::size_t i) { return std::to_string(i); });
 }
 
+// A seeded hash that ignores the seed and puts the key in the top byte: every key lands in bucket
+// 0 and its tophash is the key, raised to 5 below 5.
+struct TopByteHash {
+  std::size_t operator()(std::uint64_t key, std::uint64_t /*seed*/) const noexcept {
+    return static_cast<std::size_t>(key << 56);
+  }
+};
+
+TEST(HmapHash, KeysWhoseTopBytesShareATophashStayApart) {
+  // Top bytes 0 to 5 all give tophash 5, and 256 + k has key k's hash: one chain holds 512 keys,
+  // with up to 12 of them on one tophash, and a probe must tell them apart by key alone.
+  leakless::hmap<std::uint64_t, std::uint64_t, TopByteHash> m;
+  constexpr std::uint64_t kKeys = 512;
+  for (std::uint64_t k = 0; k < kKeys; ++k) ASSERT_TRUE(m.insert_or_assign(k, k * 3));
+  for (std::uint64_t k = 0; k < kKeys; ++k) {
+    const std::uint64_t* v = m.lookup(k);
+    ASSERT_NE(v, nullptr) << k;
+    EXPECT_EQ(*v, k * 3) << k;
+  }
+  for (std::uint64_t k = kKeys; k < kKeys + 256; ++k) EXPECT_EQ(m.lookup(k), nullptr) << k;
+  for (std::uint64_t k = 0; k < 6; ++k) ASSERT_EQ(m.erase(k), 1u) << k;
+  for (std::uint64_t k = 0; k < 6; ++k) EXPECT_FALSE(m.contains(k)) << k;
+  for (std::uint64_t k = 6; k < kKeys; ++k) EXPECT_EQ(m.get(k), k * 3) << k;
+  EXPECT_EQ(m.size(), kKeys - 6);
+}
+
 // ---------------------------------------------------------------------------------------------
 // References stay valid until the next write.
 
