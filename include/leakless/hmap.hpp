@@ -1080,13 +1080,12 @@ class hmap {
         migrated = true;
         continue;  // the key's unit may have moved: look again
       }
-      if (!old_buckets_ && !frozen()) {
+      if (!old_buckets_ && !frozen() && insert_needs_growth()) {
+        // Growing invalidates what was just found; look again (Go's `goto again`). Past the load
+        // factor the array doubles; else its overflow buckets piled up and it keeps its size.
         const bool overloaded = hmap_detail::over_load(count_ + 1, log2_buckets_);
-        if (overloaded || too_many_overflow_buckets()) {
-          // Growing invalidates what was just found; look again (Go's `goto again`).
-          start_migration(overloaded ? log2_buckets_ + 1u : log2_buckets_);
-          continue;
-        }
+        start_migration(overloaded ? log2_buckets_ + 1u : log2_buckets_);
+        continue;
       }
       if (!p.free_bucket) {
         bucket_block* added = new_overflow_bucket(chain.in_old ? old_pool_ : pool_);
